@@ -1,0 +1,3 @@
+from mbcnav.cli import main
+
+main()

@@ -1,0 +1,167 @@
+"""Command line: `mbcnav recommend | explain | sources | kb lint`.
+
+Invalid input exits with status 2 and a message naming the field on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from mbcnav.profile import ProfileError
+
+EXAMPLE = "hr_positive_postmenopausal_first_line.json"
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"mbcnav: {message}", err=True)
+    sys.exit(2)
+
+
+def _read_profile(path: str | None) -> dict[str, Any]:
+    if path is None:
+        text = (resources.files("mbcnav") / "examples" / EXAMPLE).read_text(encoding="utf-8")
+        click.echo(f"(no profile given: using the bundled example {EXAMPLE})", err=True)
+    elif path == "-":
+        text = sys.stdin.read()
+    else:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as err:
+            _fail(f"cannot read {path}: {err.strerror}")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        _fail(f"{path or EXAMPLE} is not valid JSON (line {err.lineno}, column {err.colno}): {err.msg}")
+    if not isinstance(data, dict):
+        _fail("a profile is a JSON object, e.g. {\"sex\": \"female\", \"tumor\": {\"er\": \"positive\"}}")
+    return data
+
+
+def _problems(err: ProfileError) -> NoReturn:
+    click.echo("mbcnav: the profile is not valid:", err=True)
+    for problem in err.problems:
+        click.echo(f"  - {problem}", err=True)
+    sys.exit(2)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mbcnav")
+def main() -> None:
+    """Metastatic Breast Cancer Navigator: explained treatment options for a profile.
+
+    Information to discuss with a care team, not medical advice.
+    """
+
+
+@main.command()
+@click.argument("profile", required=False)
+@click.option("--format", "fmt", type=click.Choice(["json", "text"]), default="json", show_default=True)
+def recommend(profile: str | None, fmt: str) -> None:
+    """Print the Recommendation (contract v1) for PROFILE.json ('-' reads stdin).
+
+    Without PROFILE, a bundled example profile is used.
+    """
+    from mbcnav.engine import recommend as run
+    from mbcnav.render.text import render
+
+    data = _read_profile(profile)
+    try:
+        rec = run(data)
+    except ProfileError as err:
+        _problems(err)
+    click.echo(render(rec) if fmt == "text" else json.dumps(rec, indent=2, ensure_ascii=False))
+
+
+@main.command()
+@click.argument("profile", required=False)
+@click.option("--all", "show_all", is_flag=True, help="Also list rules that do not apply.")
+def explain(profile: str | None, show_all: bool) -> None:
+    """Show every rule with the facts it saw and whether it fired."""
+    from mbcnav.engine import evaluate
+
+    data = _read_profile(profile)
+    try:
+        ev = evaluate(data)
+    except ProfileError as err:
+        _problems(err)
+    click.echo("FACTS (None = unknown)")
+    for name in sorted(ev.facts):
+        click.echo(f"  {name} = {ev.facts[name]!r}")
+    click.echo("\nRULES")
+    for result in ev.results:
+        if result.applies is not True and not show_all:
+            continue
+        click.echo(f"  [{result.status}] {result.rule.id} ({result.rule.kind})")
+        click.echo(f"      applies_when {result.rule.applies_when!r} -> {result.applies}")
+        for clause in result.clauses:
+            unknown = f"  unknown: {', '.join(clause.unknown_columns)}" if clause.unknown_columns else ""
+            click.echo(f"      {clause.kind} {clause.id}: {clause.when!r} -> {clause.value}{unknown}")
+        if result.blocked_by:
+            click.echo(f"      blocked by safety: {', '.join(result.blocked_by)}")
+    hidden = sum(r.applies is not True for r in ev.results)
+    if hidden and not show_all:
+        click.echo(f"\n({hidden} rules do not apply to this profile; --all lists them)")
+
+
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def sources(fmt: str) -> None:
+    """List every source with its review date, and what cites it."""
+    from mbcnav.knowledge.loader import knowledge
+
+    kb = knowledge()
+    cited: dict[str, list[str]] = {}
+    for item in kb.reviewed_items():
+        for source in item.sources:
+            cited.setdefault(source, []).append(getattr(item, "id", "?"))
+    rows: list[dict[str, Any]] = [
+        {"id": src.id, "kind": src.kind, "citation": src.citation, "url": src.url,
+         "reviewed": src.reviewed.isoformat(), "cited_by": sorted(set(cited.get(src.id, [])))}
+        for src in sorted(kb.sources.values(), key=lambda x: x.id)
+    ]
+    if fmt == "json":
+        click.echo(json.dumps({"knowledge_version": kb.version, "sources": rows}, indent=2))
+        return
+    click.echo(f"Knowledge version {kb.version}; last review {kb.last_reviewed().isoformat()}\n")
+    for row in rows:
+        click.echo(f"{row['id']}  [{row['kind']}, reviewed {row['reviewed']}]")
+        click.echo(f"    {row['citation']}")
+        if row["url"]:
+            click.echo(f"    {row['url']}")
+        click.echo(f"    cited by {len(row['cited_by'])}: {', '.join(row['cited_by'][:8])}"
+                   + (" ..." if len(row["cited_by"]) > 8 else ""))
+
+
+@main.group()
+def kb() -> None:
+    """Knowledge-base maintenance."""
+
+
+@kb.command()
+def lint() -> None:
+    """Check every rule example, reading grade, threshold examples and review dates."""
+    from mbcnav.knowledge import lint as checks
+    from mbcnav.knowledge.loader import knowledge
+
+    base = knowledge()
+    problems: list[str] = []
+    for case in checks.example_cases(base):
+        problems += [f"{case.name}: {p}" for p in checks.check_example(base, case)]
+    problems += checks.readability_problems(base)
+    problems += checks.boundary_problems(base)
+    problems += checks.stale_reviews(base)
+    for problem in problems:
+        click.echo(problem)
+    click.echo(f"{len(base.rules)} rules, {len(base.drugs)} drugs, {len(base.sources)} sources: "
+               f"{len(problems)} problems")
+    sys.exit(1 if problems else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Clinical knowledge: data files in ``data/`` plus the code that loads and checks them."""
