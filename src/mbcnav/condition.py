@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from functools import cache
+from typing import TYPE_CHECKING, Any, Literal
 
-import sqlglot
-from sqlglot import exp
-from sqlglot.errors import ParseError
+if TYPE_CHECKING:  # sqlglot is imported on first parse: a cached knowledge base never needs it
+    from sqlglot import exp
 
 FactType = Literal["bool", "text", "number"]
 Truth = bool | None
@@ -36,26 +36,26 @@ class Column:
 
 @dataclass(frozen=True)
 class Condition:
-    """A checked condition: its text, the columns it reads and the numbers it compares with."""
+    """A checked condition: its text, the Python it compiles to, the columns and numbers it uses."""
 
     text: str
-    tree: exp.Expression
+    python: str                             # expression over the facts mapping `f`
     columns: frozenset[str]
     numbers: tuple[tuple[str, float], ...]  # (column, constant) pairs, for boundary-example lint
 
 
-_COMPARISONS: dict[type[exp.Expression], str] = {
-    exp.EQ: "==",
-    exp.NEQ: "!=",
-    exp.GT: ">",
-    exp.GTE: ">=",
-    exp.LT: "<",
-    exp.LTE: "<=",
-}
+@cache
+def _comparisons() -> dict[type[exp.Expression], str]:
+    from sqlglot import exp
+
+    return {exp.EQ: "==", exp.NEQ: "!=", exp.GT: ">", exp.GTE: ">=", exp.LT: "<", exp.LTE: "<="}
 
 
 def parse(text: str, columns: Mapping[str, Column]) -> Condition:
     """Parse and type-check one condition; raise ConditionError naming what is wrong."""
+    import sqlglot
+    from sqlglot.errors import ParseError
+
     try:
         tree: exp.Expression = sqlglot.parse_one(text)  # type: ignore[assignment]
     except ParseError as err:
@@ -64,7 +64,7 @@ def parse(text: str, columns: Mapping[str, Column]) -> Condition:
     kind = checker.type_of(tree)
     if kind != "bool":
         raise ConditionError(f"condition {text!r} is not a boolean expression (it is {kind})")
-    return Condition(text, tree, frozenset(checker.used), tuple(checker.numbers))
+    return Condition(text, to_python(tree), frozenset(checker.used), tuple(checker.numbers))
 
 
 class _Checker:
@@ -78,6 +78,8 @@ class _Checker:
         return ConditionError(f"in condition {self.text!r}: {message}")
 
     def type_of(self, node: exp.Expression) -> FactType:
+        from sqlglot import exp
+
         if isinstance(node, exp.Paren):
             return self.type_of(node.this)
         if isinstance(node, exp.Column):
@@ -99,7 +101,7 @@ class _Checker:
             if self.type_of(node.this) != "bool":
                 raise self.fail(f"NOT needs a boolean operand: {node.this.sql()!r}")
             return "bool"
-        if type(node) in _COMPARISONS:
+        if type(node) in _comparisons():
             self._check_pair(node.this, node.expression)
             return "bool"
         if isinstance(node, exp.Is):
@@ -124,6 +126,8 @@ class _Checker:
         raise self.fail(f"unsupported SQL construct {type(node).__name__}: {node.sql()!r}")
 
     def _check_pair(self, left: exp.Expression, right: exp.Expression) -> None:
+        from sqlglot import exp
+
         lt, rt = self.type_of(left), self.type_of(right)
         if lt != rt:
             raise self.fail(f"cannot compare {lt} with {rt}: {left.sql()!r} vs {right.sql()!r}")
@@ -142,6 +146,8 @@ class _Checker:
 
 
 def _column_name(node: exp.Expression) -> str | None:
+    from sqlglot import exp
+
     while isinstance(node, exp.Paren | exp.Coalesce):
         node = node.this
     return node.name if isinstance(node, exp.Column) else None
@@ -203,6 +209,8 @@ _HELPERS.update({_OP_NAMES[op]: _comparison(fn) for op, fn in _OPERATOR_FUNCS.it
 
 def to_python(node: exp.Expression) -> str:
     """Python source for one checked tree; ``f`` is the facts mapping."""
+    from sqlglot import exp
+
     if isinstance(node, exp.Paren):
         return to_python(node.this)
     if isinstance(node, exp.Column):
@@ -217,9 +225,9 @@ def to_python(node: exp.Expression) -> str:
         return f"_or({to_python(node.this)}, {to_python(node.expression)})"
     if isinstance(node, exp.Not):
         return f"_not({to_python(node.this)})"
-    if type(node) in _COMPARISONS:
+    if type(node) in _comparisons():
         a, b = to_python(node.this), to_python(node.expression)
-        return f"{_OP_NAMES[_COMPARISONS[type(node)]]}({a}, {b})"
+        return f"{_OP_NAMES[_comparisons()[type(node)]]}({a}, {b})"
     if isinstance(node, exp.Is):
         return f"({to_python(node.this)} is None)"
     if isinstance(node, exp.In):
@@ -240,7 +248,7 @@ def compile_all(conditions: Sequence[Condition]) -> Evaluator:
     Generating Python once at load time keeps a recommendation in the microsecond range
     (DESIGN principle 4: a per-call tree walk is ~25x slower).
     """
-    body = ",\n        ".join(to_python(c.tree) for c in conditions)
+    body = ",\n        ".join(c.python for c in conditions)
     source = f"def _evaluate(f):\n    return (\n        {body},\n    )\n"
     namespace: dict[str, Any] = dict(_HELPERS)
     exec(compile(source, "<mbcnav-conditions>", "exec"), namespace)

@@ -83,10 +83,6 @@ def _medication_ids(kb: Knowledge, names: Sequence[str]) -> tuple[set[str], list
     return found, unmatched
 
 
-def _group_members(kb: Knowledge, group: str) -> set[str]:
-    return set(kb.medication_groups[group].members)
-
-
 def qt_medications(kb: Knowledge) -> frozenset[str]:
     group = kb.medication_groups.get("qt_prolonging")
     return frozenset(group.members) if group else frozenset()
@@ -96,8 +92,7 @@ def evaluate(data: Mapping[str, Any] | Profile, kb: Knowledge | None = None) -> 
     kb = kb or knowledge()
     profile = data if isinstance(data, Profile) else parse_profile(dict(data))
     meds, unmatched = _medication_ids(kb, profile.current_medications)
-    facts = facts_mod.derive(profile, kb.drug_classes)
-    facts["taking_qt_drug"] = bool(meds & qt_medications(kb))
+    facts = facts_mod.derive(profile, kb.drug_classes, frozenset(meds), qt_medications(kb))
     truths = kb.evaluate(facts)
     results = [_rule_result(kb, rule, facts, truths) for rule in kb.rules]
     rec = _assemble(kb, profile, facts, truths, results, meds, unmatched)
@@ -111,8 +106,9 @@ def _rule_result(kb: Knowledge, rule: s.Rule, facts: Mapping[str, Any], truths: 
     for kind, clauses in (("requires", rule.requires), ("excludes", rule.excludes)):
         for clause in clauses:
             value = _truth(kb, truths, clause.when)
-            columns = sorted(kb.condition(clause.when).columns)
-            unknown = [c for c in columns if facts.get(c) is None] if value is None else []
+            unknown = (
+                [c for c in sorted(kb.condition(clause.when).columns) if facts.get(c) is None] if value is None else []
+            )
             result.clauses.append(ClauseResult(clause.id, kind, clause.when, value, unknown))
     requires = [c.value for c in result.clauses if c.kind == "requires"]
     excluded = any(c.value is True for c in result.clauses if c.kind == "excludes")
@@ -259,7 +255,7 @@ def _assemble(
     options.sort(key=key_order)
     local.sort(key=lambda e: (not e.get("urgent", False), *key_order(e)))
     offered = {d for e in options + local for component in e["drugs"] for d in component}
-    not_recommended = _dedupe_not_recommended(not_recommended, offered)
+    not_recommended = _dedupe_not_recommended(not_recommended)
 
     tests = _tests(kb, truths, test_reasons, offered)
     return {
@@ -272,8 +268,8 @@ def _assemble(
         "local_and_supportive": local,
         "not_recommended": not_recommended,
         "tests_to_consider": tests,
-        "interactions": _interactions(kb, offered | _current_cancer_drugs(profile), meds),
-        "questions_for_doctor": _questions(kb, truths, options + local),
+        "interactions": _interactions(kb, offered | _current_cancer_drugs(profile) | (meds & set(kb.drugs)), meds),
+        "questions_for_doctor": _questions(kb, truths, options + local, bool(tests)),
         "warnings": _warnings(kb, truths, unmatched_meds),
         "disclaimer": DISCLAIMER,
     }
@@ -290,7 +286,7 @@ def _not_recommended(rule: s.Rule, why: list[str]) -> dict[str, Any]:
             "drugs": [list(c) for c in rule.drugs], "why": why}
 
 
-def _dedupe_not_recommended(entries: list[dict[str, Any]], offered: set[str]) -> list[dict[str, Any]]:
+def _dedupe_not_recommended(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     seen: set[str] = set()
     out: list[dict[str, Any]] = []
     for entry in entries:
@@ -324,12 +320,13 @@ def _tests(
 
 
 def _interactions(kb: Knowledge, drugs: set[str], meds: set[str]) -> list[dict[str, Any]]:
+    """Interactions between cancer drugs (offered, ongoing or listed) and the listed medicines."""
     out: list[dict[str, Any]] = []
-    for inter in kb.interactions:
-        side_a = sorted(d for d in drugs if _matches_drug(kb, inter.drugs, d))
-        if not side_a:
-            continue
-        side_b = sorted(m for m in meds if _matches_med(kb, inter.with_, m))
+    if not meds:
+        return out
+    for inter, inter_drugs, inter_meds in kb.interaction_sets:
+        side_a = sorted(drugs & inter_drugs)
+        side_b = sorted(meds & inter_meds)
         for a in side_a:
             for b in side_b:
                 if a == b:
@@ -342,17 +339,14 @@ def _interactions(kb: Knowledge, drugs: set[str], meds: set[str]) -> list[dict[s
     return out
 
 
-def _matches_drug(kb: Knowledge, patterns: Sequence[str], drug: str) -> bool:
-    classes = kb.drug_classes.classes.get(drug, frozenset())
-    return any(p == drug or (p.startswith("class:") and p[6:] in classes) for p in patterns)
-
-
-def _matches_med(kb: Knowledge, patterns: Sequence[str], med: str) -> bool:
-    return any(p == med or (p.startswith("group:") and med in _group_members(kb, p[6:])) for p in patterns)
-
-
-def _questions(kb: Knowledge, truths: Sequence[Truth], entries: list[dict[str, Any]]) -> list[str]:
+def _questions(
+    kb: Knowledge, truths: Sequence[Truth], entries: list[dict[str, Any]], has_tests: bool
+) -> list[str]:
     categories = {e["category"] for e in entries}
+    if any(e["drugs"] for e in entries):
+        categories.add("side_effects")
+    if has_tests:
+        categories.add("tests")
     personal = [q.text for q in kb.questions if q.when and _truth(kb, truths, q.when) is True]
     general = [q.text for q in kb.questions if not q.when and (q.category in categories or q.category == "general")]
     out: list[str] = []

@@ -123,8 +123,17 @@ def _relapse_within(months: list[float | None], limit: float) -> bool | None:
     return _or3([None if m is None else m <= limit for m in months])
 
 
-def derive(profile: Profile, drugs: DrugClasses, qt_drugs: frozenset[str] = frozenset()) -> Facts:
-    """All fact columns for one profile."""
+def derive(
+    profile: Profile,
+    drugs: DrugClasses,
+    medication_ids: frozenset[str] = frozenset(),
+    qt_medications: frozenset[str] = frozenset(),
+) -> Facts:
+    """All fact columns for one profile.
+
+    `medication_ids` are the current medicines already matched to ids (engine._medication_ids);
+    `qt_medications` is the knowledge base's QT-prolonging group.
+    """
     t, d, h = profile.tumor, profile.disease, profile.health
     f: Facts = {"sex": profile.sex, "age": profile.age}
 
@@ -176,7 +185,7 @@ def derive(profile: Profile, drugs: DrugClasses, qt_drugs: frozenset[str] = froz
 
     f.update(_history_facts(profile, drugs))
     f["presentation"] = d.presentation
-    f["taking_qt_drug"] = bool(qt_drugs & set(profile.current_medications))
+    f["taking_qt_drug"] = bool(medication_ids & qt_medications)
     return f
 
 

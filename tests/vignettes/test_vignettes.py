@@ -94,12 +94,12 @@ def companion_problems(profile: dict[str, Any], rec: dict[str, Any]) -> list[str
     for entry in rec["options"]:
         comps = components(entry)
         drugs = set().union(*comps) if comps else set()
-        if needs_ovarian_suppression(profile) and drugs & NEEDS_OFS_IN_WOMEN:
-            if not any(c & OVARIAN_SUPPRESSION and not c & NEEDS_OFS_IN_WOMEN for c in comps):
-                problems.append(f"{entry['id']} lacks ovarian suppression: {entry.get('drugs')}")
-        if profile.get("sex") == "male" and drugs & AROMATASE_INHIBITORS:
-            if not any(c & GNRH_AGONISTS and not c & AROMATASE_INHIBITORS for c in comps):
-                problems.append(f"{entry['id']} gives a man an AI without a GnRH agonist: {entry.get('drugs')}")
+        with_ofs = any(c & OVARIAN_SUPPRESSION and not c & NEEDS_OFS_IN_WOMEN for c in comps)
+        if needs_ovarian_suppression(profile) and drugs & NEEDS_OFS_IN_WOMEN and not with_ofs:
+            problems.append(f"{entry['id']} lacks ovarian suppression: {entry.get('drugs')}")
+        with_gnrh = any(c & GNRH_AGONISTS and not c & AROMATASE_INHIBITORS for c in comps)
+        if profile.get("sex") == "male" and drugs & AROMATASE_INHIBITORS and not with_gnrh:
+            problems.append(f"{entry['id']} gives a man an AI without a GnRH agonist: {entry.get('drugs')}")
     return problems
 
 
@@ -107,11 +107,15 @@ def test_vignette_file_is_well_formed() -> None:
     assert len(VIGNETTES) >= 60, f"only {len(VIGNETTES)} vignettes"
     names = [v["name"] for v in VIGNETTES]
     assert len(names) == len(set(names)), f"duplicate names: {sorted({n for n in names if names.count(n) > 1})}"
-    known_tests = {t["id"] for t in yaml.safe_load(
-        (resources.files("mbcnav") / "knowledge" / "data" / "tests.yaml").read_text(encoding="utf-8"))}
+    known_tests = {
+        t["id"]
+        for t in yaml.safe_load(
+            (resources.files("mbcnav") / "knowledge" / "data" / "tests.yaml").read_text(encoding="utf-8")
+        )
+    }
     for v in VIGNETTES:
         where = v.get("name", "?")
-        assert REQUIRED <= v.keys(), f"{where}: missing {REQUIRED - v.keys()}"
+        assert v.keys() >= REQUIRED, f"{where}: missing {REQUIRED - v.keys()}"
         assert not v.keys() - REQUIRED - OPTIONAL, f"{where}: unknown fields {v.keys() - REQUIRED - OPTIONAL}"
         parse_profile(v["profile"])
         drugs = [d for f in DRUG_LIST_FIELDS for d in v.get(f, [])]

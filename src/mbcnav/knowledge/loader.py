@@ -8,12 +8,17 @@ that does not exist. Every condition text is compiled once into one Python funct
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import hashlib
+import os
+import pickle
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from importlib.abc import Traversable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
@@ -62,6 +67,22 @@ class Knowledge:
     index: dict[str, int] = field(default_factory=dict)   # condition text -> position
     evaluate: cond.Evaluator = field(default=lambda f: ())
 
+    interaction_sets: list[tuple[s.Interaction, frozenset[str], frozenset[str]]] = field(default_factory=list)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The generated evaluator is rebuilt from the conditions' Python text on unpickling.
+        state = dict(self.__dict__)
+        del state["evaluate"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.evaluate = cond.compile_all(self.conditions)
+
+    def slot(self, text: str) -> int:
+        """Position of a condition's truth value in the evaluator's output."""
+        return self.index[text]
+
     def condition(self, text: str) -> cond.Condition:
         return self.conditions[self.index[text]]
 
@@ -83,9 +104,13 @@ class Knowledge:
         yield from self.warnings
 
 
+# libyaml's C parser is ~10x faster than the pure-Python one; fall back when it is missing.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _yaml(item: Traversable) -> Any:
     try:
-        return yaml.safe_load(item.read_text(encoding="utf-8"))
+        return yaml.load(item.read_text(encoding="utf-8"), Loader=_Loader)  # safe: CSafeLoader/SafeLoader
     except yaml.YAMLError as err:
         raise KnowledgeError(f"{item.name}: not valid YAML: {err}") from None
 
@@ -155,6 +180,7 @@ def column_tests(root: Traversable | None = None) -> dict[str, str]:
 
 
 def _version(root: Traversable) -> str:
+    """VERSION plus a hash of every data file: any change to the data changes the version."""
     digest = hashlib.sha256()
     stack = [root]
     files: list[tuple[str, bytes]] = []
@@ -221,7 +247,21 @@ def load(root: Traversable | None = None) -> Knowledge:
     _compile(kb)
     kb.resolvers = column_tests(root)
     kb.medication_names = _medication_names(kb)
+    kb.interaction_sets = _interaction_sets(kb)
     return kb
+
+
+def _interaction_sets(kb: Knowledge) -> list[tuple[s.Interaction, frozenset[str], frozenset[str]]]:
+    """Each interaction with its class and group patterns expanded to concrete ids, once."""
+    out = []
+    for inter in kb.interactions:
+        drugs = {d.id for d in kb.drugs.values()
+                 if d.id in inter.drugs or any(f"class:{c}" in inter.drugs for c in d.classes)}
+        meds: set[str] = set()
+        for name in inter.with_:
+            meds |= set(kb.medication_groups[name[6:]].members) if name.startswith("group:") else {name}
+        out.append((inter, frozenset(drugs), frozenset(meds)))
+    return out
 
 
 def _medication_names(kb: Knowledge) -> dict[str, str]:
@@ -323,7 +363,47 @@ def _known_items(items: list[str], known: set[str], where: str) -> None:
         raise KnowledgeError(f"{where}: unknown names {unknown}")
 
 
+def _cache_dir() -> Path:
+    configured = os.environ.get("MBCNAV_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mbcnav"
+
+
+def load_cached(root: Traversable | None = None) -> Knowledge:
+    """Load through a compiled cache keyed by the data version (like .pyc files for rules).
+
+    Parsing YAML and SQL dominates load time; the cache brings a warm load to tens of
+    milliseconds. A stale or unreadable cache is ignored and rewritten; the cache is only ever
+    a copy of what `load` produces for exactly the same data (same version hash).
+    """
+    root = root or data_root()
+    version = _version(root)
+    path = _cache_dir() / f"knowledge-{version}-py{sys.version_info.major}{sys.version_info.minor}.pickle"
+    try:
+        with path.open("rb") as handle:
+            cached = pickle.load(handle)  # our own cache file, written below
+        if isinstance(cached, Knowledge) and cached.version == version:
+            return cached
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError):
+        pass
+    kb = load(root)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        with tmp.open("wb") as handle:
+            pickle.dump(kb, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        tmp.replace(path)
+    except OSError:
+        pass  # a read-only home is fine: we just load from source next time too
+    return kb
+
+
 @cache
 def knowledge() -> Knowledge:
     """The packaged knowledge base, loaded and compiled once per process."""
-    return load()
+    kb = load_cached()
+    # The knowledge base lives for the whole process: keep its ~10^5 objects out of the
+    # garbage collector's scans, which otherwise show up as multi-millisecond tail latency.
+    gc.freeze()
+    return kb

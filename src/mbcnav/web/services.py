@@ -1,0 +1,83 @@
+"""What the routes share: settings, renderer, caches, the guide store, the outbox and its sender.
+
+Built once in `create_app`; the database and sender start in the app's lifespan, so importing or
+creating the app has no side effects until it serves.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Request
+from sqlalchemy import Engine
+
+from mbcnav.guide import EmlFolderTransport, GuideStore, Outbox, Sender, SmtpTransport, make_engine, migrate
+from mbcnav.guide.transport import Transport
+from mbcnav.web.sessions import SessionCodec
+from mbcnav.web.settings import Settings
+from mbcnav.web.templating import Renderer
+from mbcnav.web.view import ViewCache
+
+log = logging.getLogger("mbcnav.web")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    codec: SessionCodec
+    renderer: Renderer = field(default_factory=Renderer)
+    views: ViewCache = field(default_factory=ViewCache)
+    engine: Engine | None = None
+    store: GuideStore | None = None
+    outbox: Outbox | None = None
+    sender: Sender | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Migrate the database, then start the background sender (lifespan startup)."""
+        settings = self.settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.engine = make_engine(settings.resolved_database_url())
+        migrate(self.engine)
+        self.store = GuideStore(self.engine)
+        self.outbox = Outbox(self.engine, mail_from=settings.mail_from)
+        self.sender = Sender(self.engine, self.transport(), base_delay_seconds=settings.sender_base_delay_seconds,
+                             max_attempts=settings.sender_max_attempts)
+        if settings.sender_enabled:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self.sender.run_forever, name="mbcnav-mail-sender",
+                                            args=(self._stop, settings.sender_poll_seconds), daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the sender between rounds (lifespan shutdown); a send in progress finishes first."""
+        self._stop.set()
+        if self.sender is not None:
+            self.sender.wake()
+        if self._thread is not None:
+            self._thread.join(timeout=self.settings.smtp_timeout + 5)
+            self._thread = None
+        if self.engine is not None:
+            self.engine.dispose()
+
+    def transport(self) -> Transport:
+        s = self.settings
+        if s.smtp_host:
+            return SmtpTransport(s.smtp_host, s.smtp_port, mail_from=s.mail_from, username=s.smtp_username,
+                                 password=s.smtp_password.get_secret_value() if s.smtp_password else None,
+                                 starttls=s.smtp_starttls, use_ssl=s.smtp_ssl, timeout=s.smtp_timeout)
+        return EmlFolderTransport(s.resolved_mail_dir())
+
+    def wake_sender(self) -> None:
+        if self.sender is not None:
+            self.sender.wake()
+
+
+def services(request: Request) -> Services:
+    found: Any = request.app.state.services
+    assert isinstance(found, Services)
+    return found

@@ -1,0 +1,80 @@
+"""Jinja2 set-up: autoescape everywhere, the footer's knowledge version, and one render helper."""
+
+from __future__ import annotations
+
+import datetime as dt
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+
+from mbcnav.engine import DISCLAIMER
+from mbcnav.knowledge.loader import knowledge
+from mbcnav.render.text import drug_line
+from mbcnav.web import guide_session
+from mbcnav.web.content import categories
+from mbcnav.web.security import csrf_token
+
+TEMPLATES = Path(str(resources.files("mbcnav.web") / "templates"))
+STATIC = Path(str(resources.files("mbcnav.web") / "static"))
+
+
+def _date(value: dt.date | dt.datetime | None) -> str:
+    if value is None:
+        return ""
+    return f"{value.day} {value:%B %Y}"
+
+
+def _static_version() -> str:
+    # Cache-busting query for static files: changes whenever one of them changes.
+    newest = max((p.stat().st_mtime_ns for p in STATIC.rglob("*") if p.is_file()), default=0)
+    return format(newest % 10**10, "x")
+
+
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,            # every template, whatever its extension
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,
+        undefined=jinja2.StrictUndefined,
+    )
+    kb = knowledge()
+    env.globals.update(
+        kb_version=kb.version,
+        kb_reviewed=_date(kb.last_reviewed()),
+        disclaimer=DISCLAIMER,
+        categories=categories(),
+        static_v=_static_version(),
+    )
+    env.filters["date"] = _date
+    env.filters["drug_line"] = drug_line
+    return env
+
+
+class Renderer:
+    def __init__(self) -> None:
+        self.env = environment()
+
+    def page(self, request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+        return HTMLResponse(self.text(request, name, **context), status_code=status_code)
+
+    def text(self, request: Request, name: str, **context: Any) -> str:
+        session = request.session
+        base = {
+            "request": request,
+            "path": request.url.path,
+            "csrf": csrf_token(request),
+            "has_profile": "answers" in session,
+            "guide_count": len(session.get(guide_session.KEY, [])),
+            "htmx": is_htmx(request),
+        }
+        return self.env.get_template(name).render({**base, **context})
+
+
+def is_htmx(request: Request) -> bool:
+    return request.headers.get("hx-request") == "true"

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Engine, insert, select
+from sqlalchemy.exc import StatementError
+
+from mbcnav.guide.db import VERSION_TABLE, make_engine, metadata, migrate, rate_events
+
+
+def schema_drift(engine: Engine) -> list[object]:
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+        return list(compare_metadata(context, metadata))
+
+
+def test_migrations_match_the_table_definitions(db_url: str, engine: Engine) -> None:
+    assert schema_drift(engine) == []
+    migrate(db_url)  # a second run is a no-op
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql(f"SELECT version_num FROM {VERSION_TABLE}").scalar_one() == "0001"
+
+
+def test_sqlite_uses_wal_and_waits_for_locks(engine: Engine) -> None:
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one() >= 5000
+
+
+def test_timestamps_come_back_as_aware_utc(engine: Engine) -> None:
+    local = datetime(2026, 11, 23, 14, 0, tzinfo=timezone(timedelta(hours=2)))
+    with engine.begin() as conn:
+        conn.execute(insert(rate_events).values(key="k", at=local))
+        at = conn.execute(select(rate_events.c.at)).scalar_one()
+    assert at == datetime(2026, 11, 23, 12, 0, tzinfo=UTC) and at.tzinfo is UTC
+    with pytest.raises(StatementError, match="naive"), engine.begin() as conn:
+        conn.execute(insert(rate_events).values(key="k", at=datetime(2026, 1, 1)))
+
+
+def test_migrate_accepts_an_engine(tmp_path: object) -> None:
+    eng = make_engine(f"sqlite+pysqlite:///{tmp_path}/other.db")
+    try:
+        migrate(eng)
+        assert schema_drift(eng) == []
+    finally:
+        eng.dispose()
+
+
+def test_database_errors_do_not_show_row_values(engine: Engine) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    from mbcnav.guide.db import saved_guides
+
+    row = {"token_hash": "h" * 64, "content": "secret guide text",
+           "created_at": datetime(2026, 1, 1, tzinfo=UTC), "expires_at": datetime(2026, 2, 1, tzinfo=UTC)}
+    with engine.begin() as conn:
+        conn.execute(insert(saved_guides).values(**row))
+    with pytest.raises(IntegrityError) as err, engine.begin() as conn:
+        conn.execute(insert(saved_guides).values(**row))
+    assert "secret guide text" not in str(err.value)
