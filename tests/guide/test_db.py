@@ -1,14 +1,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, insert, select
-from sqlalchemy.exc import StatementError
+from sqlalchemy.exc import IntegrityError, StatementError
 
-from mbcnav.guide.db import VERSION_TABLE, make_engine, metadata, migrate, rate_events
+from mbcnav.guide.db import VERSION_TABLE, make_engine, metadata, migrate, rate_events, saved_guides
 
 
 def schema_drift(engine: Engine) -> list[object]:
@@ -40,7 +41,7 @@ def test_timestamps_come_back_as_aware_utc(engine: Engine) -> None:
         conn.execute(insert(rate_events).values(key="k", at=datetime(2026, 1, 1)))
 
 
-def test_migrate_accepts_an_engine(tmp_path: object) -> None:
+def test_migrate_accepts_an_engine(tmp_path: Path) -> None:
     eng = make_engine(f"sqlite+pysqlite:///{tmp_path}/other.db")
     try:
         migrate(eng)
@@ -50,10 +51,6 @@ def test_migrate_accepts_an_engine(tmp_path: object) -> None:
 
 
 def test_database_errors_do_not_show_row_values(engine: Engine) -> None:
-    from sqlalchemy.exc import IntegrityError
-
-    from mbcnav.guide.db import saved_guides
-
     row = {"token_hash": "h" * 64, "content": "secret guide text",
            "created_at": datetime(2026, 1, 1, tzinfo=UTC), "expires_at": datetime(2026, 2, 1, tzinfo=UTC)}
     with engine.begin() as conn:
@@ -61,3 +58,11 @@ def test_database_errors_do_not_show_row_values(engine: Engine) -> None:
     with pytest.raises(IntegrityError) as err, engine.begin() as conn:
         conn.execute(insert(saved_guides).values(**row))
     assert "secret guide text" not in str(err.value)
+
+
+def test_sqlite_file_gets_its_folder_and_memory_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite+pysqlite:///{tmp_path}/new/folder/guide.db"
+    migrate(url)
+    assert (tmp_path / "new" / "folder" / "guide.db").is_file()
+    with pytest.raises(ValueError, match="SQLite needs a file"):
+        make_engine("sqlite://")

@@ -83,24 +83,26 @@ def test_empty_guide_still_prints() -> None:
     assert "No questions added yet." in text and flat(DISCLAIMER) in text
 
 
-@pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="pdftoppm (poppler-utils) not installed")
 def test_pdf_renders_with_ink_in_body_and_footer(full_guide: Guide, tmp_path: Path) -> None:
+    # scripts/install --test-tools installs poppler-utils; a missing tool is a failure, not a skip.
+    assert shutil.which("pdftoppm"), "pdftoppm missing: apt-get install poppler-utils (scripts/install --test-tools)"
     (tmp_path / "guide.pdf").write_bytes(guide_pdf(full_guide))
     subprocess.run(["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1", str(tmp_path / "guide.pdf"),
                     str(tmp_path / "page")], check=True)
     [png] = tmp_path.glob("page*.png")
     image = Image.open(png).convert("L")
     width, height = image.size
-    assert (width, height) == (496, 702)  # A4 at 60 dpi
+    assert abs(width - 496) <= 1 and abs(height - 702) <= 1  # A4 at 60 dpi
 
-    def dark(top: float, bottom: float) -> int:
+    def ink(top: float, bottom: float) -> int:
         band = image.crop((0, int(top * height), width, int(bottom * height)))
-        return sum(1 for v in band.getdata() if v < 128)
+        return sum(band.histogram()[:200])  # pixels clearly darker than paper
 
-    assert dark(0.0, 0.12) > 200  # title
-    assert dark(0.88, 1.0) > 200  # footer disclaimer
+    assert ink(0.0, 0.12) > 300  # title
+    assert ink(0.88, 1.0) > 150  # footer disclaimer (small grey text)
+    assert ink(0.5, 0.85) < ink(0.12, 0.5)  # content starts at the top, not spread oddly
     side = image.crop((0, 0, int(0.06 * width), height))  # nothing printed into the left margin
-    assert sum(1 for v in side.getdata() if v < 200) == 0
+    assert sum(side.histogram()[:200]) == 0
 
 
 def test_text_version(full_guide: Guide) -> None:

@@ -82,7 +82,8 @@ def test_parse_guide_names_each_bad_field() -> None:
     assert any(p.startswith("knowledge_version:") for p in problems), problems
     assert any(p.startswith("extra:") for p in problems), problems
     with pytest.raises(GuideError, match="unique"):
-        parse_guide({"items": [{"id": "same", "kind": "note", "text": "a"}, {"id": "same", "kind": "note", "text": "b"}]})
+        parse_guide({"items": [{"id": "same", "kind": "note", "text": "a"},
+                               {"id": "same", "kind": "note", "text": "b"}]})
     with pytest.raises(GuideError, match=r"^items: at most|items: List should have at most"):
         parse_guide({"items": [{"kind": "note", "text": str(i)} for i in range(101)]})
 
@@ -136,7 +137,12 @@ def test_editing_keeps_a_valid_guide(ops: list[tuple[str, int]]) -> None:
         elif target and op == "remove":
             g.remove(target)
         elif target and op in ("up", "down", "move"):
-            {"up": g.move_up, "down": g.move_down}.get(op, lambda t: g.move(t, n))(target)
+            if op == "up":
+                g.move_up(target)
+            elif op == "down":
+                g.move_down(target)
+            else:
+                g.move(target, n)
             assert sorted(texts(g)) == before  # reordering never loses or duplicates an item
     assert len({i.id for i in g.items}) == len(g.items) <= MAX_ITEMS
     assert parse_guide(g.model_dump_json()) == g

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import threading
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.parser import BytesParser
 from email.policy import default
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pypdf import PdfReader
@@ -16,7 +19,7 @@ from sqlalchemy import Engine, select
 from mbcnav.guide.db import make_engine, outbox, rate_events
 from mbcnav.guide.export import SUBJECT, HeaderInjectionError, guide_email
 from mbcnav.guide.model import Guide
-from mbcnav.guide.outbox import EmlFolderTransport, InvalidRecipient, Outbox, Sender, SmtpTransport
+from mbcnav.guide.outbox import EmlFolderTransport, InvalidRecipient, MessageStatus, Outbox, Sender, SmtpTransport
 from tests.guide.conftest import SmtpServer
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -42,13 +45,19 @@ class DiesAfterServerAccepted:
         raise Crash
 
 
-def smtp_sender(engine: Engine, server: SmtpServer, **kwargs: object) -> Sender:
-    return Sender(engine, SmtpTransport("127.0.0.1", server.port, mail_from=FROM, timeout=5), **kwargs)  # type: ignore[arg-type]
+def smtp_sender(engine: Engine, server: SmtpServer, **kwargs: Any) -> Sender:
+    return Sender(engine, SmtpTransport("127.0.0.1", server.port, mail_from=FROM, timeout=5), **kwargs)
 
 
-def row(engine: Engine, message_id: str) -> dict[str, object]:
+def row(engine: Engine, message_id: str) -> dict[str, Any]:
     with engine.connect() as conn:
         return dict(conn.execute(select(outbox).where(outbox.c.id == message_id)).one()._mapping)
+
+
+def status_of(box: Outbox, message_id: str) -> MessageStatus:
+    status = box.status(message_id)
+    assert status is not None
+    return status
 
 
 def test_enqueue_commits_the_whole_message_before_returning(db_url: str, engine: Engine, guide: Guide) -> None:
@@ -61,12 +70,12 @@ def test_enqueue_commits_the_whole_message_before_returning(db_url: str, engine:
     assert stored["status"] == "queued" and stored["attempts"] == 0 and stored["next_attempt_at"] == T0
     assert stored["recipient"] == "Reader@example.com"  # domain lower-cased; local part kept as typed
     assert len(message_id) == 22  # token_urlsafe(16): 128 bits
-    message = BytesParser(policy=default).parsebytes(bytes(stored["message"]))  # type: ignore[arg-type]
+    message = BytesParser(policy=default).parsebytes(bytes(stored["message"]))
     assert message["Subject"] == SUBJECT and message["From"] == FROM and message["To"] == "Reader@example.com"
     assert message["Reply-To"] == "help@mbcnav.example.org"
     assert message["Message-ID"] == f"<{message_id}@mbcnav.example.org>"
     assert message["Cc"] is None and message["Bcc"] is None
-    assert max(bytes(stored["message"])) < 128  # type: ignore[arg-type]  # 7-bit clean
+    assert max(bytes(stored["message"])) < 128  # 7-bit clean
 
 
 def test_delivered_once_and_content_dropped(engine: Engine, guide: Guide, smtp: SmtpServer) -> None:
@@ -78,8 +87,8 @@ def test_delivered_once_and_content_dropped(engine: Engine, guide: Guide, smtp: 
     [envelope] = smtp.handler.envelopes
     assert envelope.mail_from == FROM and envelope.rcpt_tos == [TO]
     assert smtp.handler.message_ids() == [f"<{message_id}@mbcnav.example.org>"]
-    status = box.status(message_id)
-    assert status is not None and status.status == "sent" and status.sent_at == T0 and status.attempts == 1
+    status = status_of(box, message_id)
+    assert status.status == "sent" and status.sent_at == T0 and status.attempts == 1
     stored = row(engine, message_id)
     assert stored["message"] == b"" and stored["recipient"] == ""  # sent mail keeps no content
 
@@ -90,19 +99,19 @@ def test_server_down_keeps_it_queued_then_delivers_once(engine: Engine, guide: G
     sender = smtp_sender(engine, smtp)
     smtp.stop()
     assert sender.run_once(now=T0) == 0
-    status = box.status(message_id)
-    assert status is not None and status.status == "queued" and status.attempts == 1
+    status = status_of(box, message_id)
+    assert status.status == "queued" and status.attempts == 1
     assert status.next_attempt_at == T0 + timedelta(seconds=5) and status.struggling
     assert status.last_error and "Connection" in status.last_error and TO not in status.last_error
     assert sender.run_once(now=T0 + timedelta(seconds=4)) == 0  # not due yet: no new attempt
-    assert box.status(message_id).attempts == 1  # type: ignore[union-attr]
+    assert status_of(box, message_id).attempts == 1
     assert sender.run_once(now=T0 + timedelta(seconds=5)) == 0  # due, server still down
-    assert box.status(message_id).next_attempt_at == T0 + timedelta(seconds=15)  # type: ignore[union-attr]
+    assert status_of(box, message_id).next_attempt_at == T0 + timedelta(seconds=15)
     smtp.start()
     assert sender.run_once(now=T0 + timedelta(seconds=15)) == 1
     assert sender.run_once(now=T0 + timedelta(days=1)) == 0
     assert len(smtp.handler.envelopes) == 1
-    assert box.status(message_id).status == "sent"  # type: ignore[union-attr]
+    assert status_of(box, message_id).status == "sent"
 
 
 def test_gives_up_after_max_attempts_and_can_be_retried(engine: Engine, guide: Guide, smtp: SmtpServer) -> None:
@@ -115,8 +124,8 @@ def test_gives_up_after_max_attempts_and_can_be_retried(engine: Engine, guide: G
     for _ in range(3):
         sender.run_once(now=now)
         now += timedelta(minutes=1)
-    status = box.status(message_id)
-    assert status is not None and status.status == "failed" and status.attempts == 3 and not status.struggling
+    status = status_of(box, message_id)
+    assert status.status == "failed" and status.attempts == 3 and not status.struggling
     assert sender.run_once(now=now + timedelta(days=1)) == 0  # failed stays failed
     assert box.retry(message_id, now=now)
     assert not box.retry(message_id, now=now)  # already queued and due
@@ -142,8 +151,8 @@ def test_refused_recipient_fails_at_once_without_naming_it(engine: Engine, guide
     box = Outbox(engine, mail_from=FROM)
     message_id = box.enqueue("nobody@example.com", guide, now=T0)
     assert smtp_sender(engine, smtp).run_once(now=T0) == 0
-    status = box.status(message_id)
-    assert status is not None and status.status == "failed" and status.attempts == 1
+    status = status_of(box, message_id)
+    assert status.status == "failed" and status.attempts == 1
     assert status.last_error is not None and "550" in status.last_error and "nobody" not in status.last_error
 
 
@@ -184,8 +193,8 @@ def test_a_sender_that_died_mid_send_is_replaced_after_its_lease(engine: Engine,
     assert survivor.run_once(now=T0 + timedelta(seconds=59)) == 0  # lease still held: hands off
     assert survivor.run_once(now=T0 + timedelta(seconds=61)) == 1
     assert len(smtp.handler.envelopes) == 1
-    status = box.status(message_id)
-    assert status is not None and status.status == "sent" and status.attempts == 2
+    status = status_of(box, message_id)
+    assert status.status == "sent" and status.attempts == 2
 
 
 def test_death_after_the_server_accepted_repeats_with_the_same_message_id(engine: Engine, guide: Guide,
@@ -198,7 +207,7 @@ def test_death_after_the_server_accepted_repeats_with_the_same_message_id(engine
         dying.run_once(now=T0)
     assert smtp_sender(engine, smtp, lease_seconds=60).run_once(now=T0 + timedelta(hours=1)) == 1
     assert smtp.handler.message_ids() == [f"<{message_id}@mbcnav.example.org>"] * 2
-    assert box.status(message_id).status == "sent"  # type: ignore[union-attr]
+    assert status_of(box, message_id).status == "sent"
 
 
 def test_interrupted_too_often_is_failed_not_crash_looped(engine: Engine, guide: Guide) -> None:
@@ -211,8 +220,8 @@ def test_interrupted_too_often_is_failed_not_crash_looped(engine: Engine, guide:
             dying.run_once(now=now)
         now += timedelta(seconds=2)
     assert dying.run_once(now=now) == 0
-    status = box.status(message_id)
-    assert status is not None and status.status == "failed" and "interrupted" in (status.last_error or "")
+    status = status_of(box, message_id)
+    assert status.status == "failed" and "interrupted" in (status.last_error or "")
 
 
 def test_a_restart_loses_nothing(db_url: str, guide: Guide, smtp: SmtpServer) -> None:
@@ -297,7 +306,7 @@ def test_eml_folder_transport_writes_a_parseable_message_with_the_pdf(tmp_path: 
     assert attachment.get_filename() == "doctor-discussion-guide.pdf"
     pdf = attachment.get_content()
     assert isinstance(pdf, bytes)
-    text = " ".join(page.extract_text() for page in PdfReader(__import__("io").BytesIO(pdf)).pages)
+    text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
     assert "What is the main goal of my treatment?" in text
     body = message.get_body(("plain",))
     assert body is not None and "1. [ ] What is the main goal" in body.get_content()
@@ -315,3 +324,35 @@ def test_run_forever_delivers_in_the_background_and_stops(engine: Engine, guide:
     sender.wake()
     thread.join(10)
     assert not thread.is_alive() and len(smtp.handler.envelopes) == 1
+
+
+def test_logs_never_carry_the_address_or_the_guide(engine: Engine, guide: Guide, smtp: SmtpServer,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    box = Outbox(engine, mail_from=FROM)
+    box.enqueue(TO, guide, now=T0)
+    box.enqueue("nobody@example.com", guide, now=T0)
+    sender = smtp_sender(engine, smtp)
+    smtp.stop()
+    sender.run_once(now=T0)
+    smtp.start()
+    sender.run_once(now=T0 + timedelta(minutes=1))
+    # Ours and the database layer's; the test SMTP server's own debug log is not the app's.
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith(("mbcnav", "sqlalchemy")))
+    assert "attempt 1 failed" in logged and "failed for good" in logged
+    for secret in ("reader@", "nobody@", "main goal", "scan results"):
+        assert secret not in logged
+
+
+def test_purge_removes_settled_messages_and_old_rate_events(engine: Engine, guide: Guide, smtp: SmtpServer) -> None:
+    box = Outbox(engine, mail_from=FROM)
+    ids = [box.enqueue(TO, guide, now=T0) for _ in range(2)]
+    assert smtp_sender(engine, smtp, batch_size=1).run_once(now=T0) == 1
+    sent, waiting = sorted(ids, key=lambda i: status_of(box, i).status != "sent")
+    assert status_of(box, waiting).status == "queued"
+    box.allow("client:x", 5, 60, now=T0)
+    assert box.purge(older_than_days=30, now=T0 + timedelta(days=29)) == 0
+    assert box.purge(older_than_days=30, now=T0 + timedelta(days=31)) == 1
+    assert box.status(sent) is None and status_of(box, waiting).status == "queued"  # never drops unsent mail
+    with engine.connect() as conn:
+        assert conn.execute(select(rate_events)).first() is None

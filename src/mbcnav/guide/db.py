@@ -102,6 +102,9 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
     # Error messages and logs must never carry row values (addresses, guide text).
     kwargs.setdefault("hide_parameters", True)
     if parsed.get_backend_name() == "sqlite":
+        if parsed.database in (None, "", ":memory:"):
+            raise ValueError("database URL: SQLite needs a file (each in-memory connection is a separate database)")
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)  # e.g. a fresh data/ folder
         connect_args = {"timeout": SQLITE_BUSY_MS / 1000, **kwargs.pop("connect_args", {})}
         engine = create_engine(parsed, connect_args=connect_args, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)

@@ -32,10 +32,10 @@ class GuideError(ValueError):
         super().__init__("; ".join(problems))
 
     @classmethod
-    def from_validation(cls, err: ValidationError, prefix: str = "") -> GuideError:
+    def from_validation(cls, err: ValidationError) -> GuideError:
         problems = []
         for e in err.errors():
-            where = ".".join(str(p) for p in (prefix, *e["loc"]) if p != "")
+            where = ".".join(str(p) for p in e["loc"])
             message = str(e["msg"]).removeprefix("Value error, ")
             problems.append(f"{where}: {message}" if where else message)
         return cls(problems)

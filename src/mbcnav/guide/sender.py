@@ -70,12 +70,14 @@ class Sender:
     def run_forever(self, stop_event: threading.Event, poll_seconds: float = 2.0) -> None:
         """Loop for a background thread. Set `stop_event`, then call `wake()`, to stop at once."""
         while not stop_event.is_set():
+            self._wake.clear()  # before the round, so a wake() during it is not lost
+            delivered = 0
             try:
-                self.run_once()
+                delivered = self.run_once()
             except Exception as err:  # a database hiccup must not end the thread; the next round retries
                 log.warning("outbox round failed: %s", type(err).__name__)
-            self._wake.wait(poll_seconds)
-            self._wake.clear()
+            if delivered < self.batch_size:  # a full batch may mean more are due: go again at once
+                self._wake.wait(poll_seconds)
 
     def wake(self) -> None:
         """Start the next round now (e.g. right after enqueue) instead of after the poll interval."""

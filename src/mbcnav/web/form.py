@@ -8,10 +8,13 @@ person gave are kept ("I don't know" is the absence of an answer), so the sessio
 
 from __future__ import annotations
 
+import json
 import re
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
+from threading import Lock
 from typing import Any
 
 from starlette.datastructures import FormData
@@ -123,6 +126,27 @@ def parse_answers(answers: Mapping[str, str | list[str]]) -> Parsed:
             errors.setdefault(key, []).append(message)
         return Parsed(None, errors)
     return Parsed(profile)
+
+
+_PARSED: OrderedDict[str, Parsed] = OrderedDict()
+_PARSED_LOCK = Lock()
+_PARSED_SIZE = 1024
+
+
+def parse_answers_cached(answers: Mapping[str, str | list[str]]) -> Parsed:
+    """parse_answers, remembered per distinct answers: every page view of a session re-reads them."""
+    key = json.dumps(answers, sort_keys=True, separators=(",", ":"))
+    with _PARSED_LOCK:
+        found = _PARSED.get(key)
+        if found is not None:
+            _PARSED.move_to_end(key)
+            return found
+    parsed = parse_answers(answers)
+    with _PARSED_LOCK:
+        _PARSED[key] = parsed
+        while len(_PARSED) > _PARSED_SIZE:
+            _PARSED.popitem(last=False)
+    return parsed
 
 
 def _convert(spec: FormField, raw: str | list[str] | None) -> Any:

@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 
 from mbcnav.guide import EmlFolderTransport, GuideStore, Outbox, Sender, SmtpTransport, make_engine, migrate
 from mbcnav.guide.transport import Transport
+from mbcnav.web.optionspage import OptionsPage
 from mbcnav.web.sessions import SessionCodec
 from mbcnav.web.settings import Settings
 from mbcnav.web.templating import Renderer
@@ -30,12 +31,16 @@ class Services:
     codec: SessionCodec
     renderer: Renderer = field(default_factory=Renderer)
     views: ViewCache = field(default_factory=ViewCache)
+    options_page: OptionsPage = field(init=False)
     engine: Engine | None = None
     store: GuideStore | None = None
     outbox: Outbox | None = None
     sender: Sender | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+
+    def __post_init__(self) -> None:
+        self.options_page = OptionsPage(self.renderer)
 
     def start(self) -> None:
         """Migrate the database, then start the background sender (lifespan startup)."""
@@ -77,7 +82,8 @@ class Services:
             self.sender.wake()
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
+    # async on purpose: FastAPI runs a plain `def` dependency in the thread pool, a costly hop.
     found: Any = request.app.state.services
     assert isinstance(found, Services)
     return found

@@ -28,6 +28,15 @@ def _date(value: dt.date | dt.datetime | None) -> str:
     return f"{value.day} {value:%B %Y}"
 
 
+def _drug_name(drug_id: str) -> str:
+    drug = knowledge().drugs.get(drug_id)
+    if drug is not None:
+        return drug.name
+    name = drug_id.replace("_", " ").capitalize()
+    medication = knowledge().medications.get(drug_id)
+    return f"{name} ({medication.names[0]})" if medication and medication.names else name
+
+
 def _static_version() -> str:
     # Cache-busting query for static files: changes whenever one of them changes.
     newest = max((p.stat().st_mtime_ns for p in STATIC.rglob("*") if p.is_file()), default=0)
@@ -51,6 +60,7 @@ def environment() -> jinja2.Environment:
         categories=categories(),
         static_v=_static_version(),
     )
+    env.globals["drug_name"] = _drug_name
     env.filters["date"] = _date
     env.filters["drug_line"] = drug_line
     return env

@@ -97,6 +97,7 @@ class OptionsView:
     warnings: list[str]
     groups: list[Group]
     first_option_id: str | None
+    option_ids: frozenset[str]
     not_recommended: list[dict[str, Any]]
     tests: list[dict[str, Any]]
     interactions: list[dict[str, Any]]
@@ -169,6 +170,7 @@ def build(profile: Mapping[str, Any]) -> OptionsView:
         warnings=warnings,
         groups=_groups(rec),
         first_option_id=rec["options"][0]["id"] if rec["options"] else None,
+        option_ids=frozenset(o["id"] for o in rec["options"]),
         not_recommended=rec["not_recommended"],
         tests=tests,
         interactions=rec["interactions"],

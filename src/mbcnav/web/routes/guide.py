@@ -52,7 +52,8 @@ def editor(request: Request, svc: Services, guide: Guide, status_code: int = 200
     template = "_guide_editor.html" if is_htmx(request) else "guide.html"
     context: dict[str, object] = {"guide": guide, "in_guide": guide_session.origins(guide),
                                   "suggestions": suggestions(request, svc), "saved_token": token if isinstance(token, str) else None,
-                                  "own_error": None, "own_text": "", "own_kind": "question", "message": None}
+                                  "own_error": None, "own_text": "", "own_kind": "question", "message": None,
+                                  "announce": ""}
     context.update(extra)
     return svc.renderer.page(request, template, status_code=status_code, **context)
 
@@ -62,7 +63,7 @@ def changed(request: Request, svc: Services, guide: Guide, ui: Ui, next_url: str
     if not is_htmx(request):
         return RedirectResponse(safe_next(next_url), status_code=303)
     if ui == "editor":
-        return editor(request, svc, guide, message=announce)
+        return editor(request, svc, guide, announce=announce)
     return svc.renderer.page(request, "_guide_changed.html", guide=guide, in_guide=guide_session.origins(guide),
                              question_id=question_id, next_url=safe_next(next_url), announce=announce)
 

@@ -6,13 +6,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
+from markupsafe import Markup
 
 from mbcnav.web import form as form_mod
 from mbcnav.web import guide_session
 from mbcnav.web.routes.profile import ANSWERS, render_form
-from mbcnav.web.security import require_csrf
+from mbcnav.web.security import csrf_token, require_csrf
 from mbcnav.web.services import Services, services
-from mbcnav.web.view import LEVEL_LABEL
 
 router = APIRouter(dependencies=[Depends(require_csrf)])
 Svc = Annotated[Services, Depends(services)]
@@ -22,7 +22,7 @@ def session_profile(request: Request) -> tuple[dict[str, Any] | None, form_mod.P
     answers = request.session.get(ANSWERS)
     if not isinstance(answers, dict):
         return None, None
-    parsed = form_mod.parse_answers(answers)
+    parsed = form_mod.parse_answers_cached(answers)
     return parsed.profile, parsed
 
 
@@ -35,8 +35,8 @@ async def options_page(request: Request, svc: Svc, view: str = "patient") -> HTM
         # Answers that were valid once but not now (the knowledge base changed): ask again.
         return render_form(request, svc, request.session[ANSWERS], parsed.errors, status_code=422)
     guide = guide_session.load(request.session)
-    return svc.renderer.page(
-        request, "options.html", v=svc.views.get(profile), pro=view == "pro", guide=guide,
-        in_guide=guide_session.origins(guide), chosen=set(guide_session.chosen_options(request.session)),
-        level_label=LEVEL_LABEL,
-    )
+    panel = Markup(svc.renderer.text(request, "_guide_panel.html", guide=guide))
+    body = svc.options_page.body(profile, svc.views.get(profile), view == "pro", csrf=csrf_token(request),
+                                 guide_panel=panel, in_guide=guide_session.origins(guide),
+                                 chosen=guide_session.chosen_options(request.session))
+    return svc.renderer.page(request, "options.html", body=body)

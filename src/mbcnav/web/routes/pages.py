@@ -68,7 +68,7 @@ async def treatment_category(slug: str, request: Request, svc: Svc) -> HTMLRespo
     questions = [QuestionView(q.id, q.text, False, q.category) for q in kb.questions
                  if q.when is None and q.category in category.engine]
     guide = guide_session.load(request.session)
-    return svc.renderer.page(request, "category.html", category=category, drugs=drugs, uses=uses,
+    return svc.renderer.page(request, "category.html", category=category, drugs=drugs, uses=uses, guide=guide,
                              questions=questions, in_guide=guide_session.origins(guide), status_label=STATUS_LABEL)
 
 
@@ -98,6 +98,11 @@ async def sources(request: Request, svc: Svc) -> HTMLResponse:
     groups = [(SOURCE_KIND[k], sorted(grouped[k], key=lambda x: x.citation.lower())) for k in SOURCE_KIND if grouped[k]]
     return svc.renderer.page(request, "sources.html", groups=groups, total=len(knowledge().sources),
                              level_label=LEVEL_LABEL)
+
+
+@router.get("/privacy", response_class=HTMLResponse)
+async def privacy(request: Request, svc: Svc) -> HTMLResponse:
+    return svc.renderer.page(request, "privacy.html", session_days=svc.settings.session_max_age_days)
 
 
 @router.get("/healthz", response_class=PlainTextResponse, include_in_schema=False)
