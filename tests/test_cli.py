@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
@@ -70,3 +72,26 @@ def test_every_bundled_example_runs() -> None:
     for path in sorted(EXAMPLES.glob("*.json")):
         result = run("recommend", str(path))
         assert result.returncode == 0, (path.name, result.stderr)
+
+
+def test_kb_new_rule_writes_a_skeleton_that_fails_lint_until_filled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from click.testing import CliRunner
+
+    from mbcnav.cli import main
+    from mbcnav.knowledge import loader
+
+    data = tmp_path / "data"
+    shutil.copytree(str(loader.data_root()), data)
+    monkeypatch.setattr(loader, "data_root", lambda: data)
+    result = CliRunner().invoke(main, ["kb", "new-rule", "--group", "hr_positive_her2_negative", "my_new_rule"])
+    assert result.exit_code == 0, result.output
+    path = data / "rules" / "options" / "hr_positive_her2_negative" / "my_new_rule.yaml"
+    assert "id: my_new_rule" in path.read_text()
+    with pytest.raises(loader.KnowledgeError, match="TODO_"):
+        loader.load(data)
+    again = CliRunner().invoke(main, ["kb", "new-rule", "--group", "hr_positive_her2_negative", "my_new_rule"])
+    assert again.exit_code == 2

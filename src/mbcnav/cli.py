@@ -163,5 +163,67 @@ def lint() -> None:
     sys.exit(1 if problems else 0)
 
 
+RULE_SKELETON = """\
+id: {id}
+title: "TODO professional title"
+plain_title: "TODO plain title (grade 8 or lower)"
+category: {category}
+tier: alternative
+rank: 50
+drugs: [[TODO_drug_id]]
+applies_when: "TRUE"
+requires:
+  - id: TODO_requirement
+    when: "TRUE"
+    because: "TODO plain reason this fits."
+    because_not: "TODO plain reason it does not fit."
+excludes: []
+cautions: []
+evidence:
+  - source: TODO_source_id
+    level: guideline
+    summary: "TODO trial or guideline and its result."
+sources: [TODO_source_id]
+reviewed: {today}
+since: {version}
+examples:
+  match:
+    - name: TODO_matches_because
+      profile: {{sex: female}}
+  no_match:
+    - name: TODO_does_not_match_because
+      profile: {{sex: female}}
+"""
+
+
+@kb.command("new-rule")
+@click.option("--kind", type=click.Choice(["options", "local_and_supportive", "not_recommended"]), default="options")
+@click.option("--group", default="", help="Sub-folder for options, e.g. hr_positive_her2_negative.")
+@click.option("--category", default="hormone_therapy", show_default=True)
+@click.argument("rule_id")
+def new_rule(kind: str, group: str, category: str, rule_id: str) -> None:
+    """Write a rule skeleton (metadata, one match and one no_match example) to fill in.
+
+    The skeleton deliberately fails `mbcnav kb lint` until every TODO is replaced.
+    """
+    import datetime as dt
+
+    from mbcnav.knowledge.loader import data_root
+
+    if not rule_id.replace("_", "").isalnum() or rule_id != rule_id.lower():
+        _fail("a rule id is lower_snake_case, e.g. capivasertib_plus_fulvestrant")
+    folder = Path(str(data_root())) / "rules" / kind / group
+    path = folder / f"{rule_id}.yaml"
+    if path.exists():
+        _fail(f"{path} already exists")
+    version = (Path(str(data_root())) / "VERSION").read_text(encoding="utf-8").strip()
+    folder.mkdir(parents=True, exist_ok=True)
+    text = RULE_SKELETON.format(id=rule_id, category=category, today=dt.date.today().isoformat(), version=version)
+    if kind == "not_recommended":
+        text = text.replace("tier: alternative\n", "")
+    path.write_text(text, encoding="utf-8")
+    click.echo(f"wrote {path}; fill in every TODO, then run `mbcnav kb lint`")
+
+
 if __name__ == "__main__":
     main()

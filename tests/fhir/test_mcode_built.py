@@ -8,8 +8,30 @@ from typing import Any
 from mbcnav.fhir import import_bundle, recommend_bundle
 from mbcnav.fhir.report import ImportReport
 from tests.fhir.bundles import (
-    HGNC, LA_NEGATIVE, LA_POSITIVE, LOINC, MCODE, NEGATIVE, POSITIVE, RXNORM, SNOMED, bundle, coding, concept, ecog,
-    er, her2_ihc, her2_ish, marker, medication, observation, patient, pr, secondary, stage_group, variant,
+    HGNC,
+    LA_NEGATIVE,
+    LA_POSITIVE,
+    LOINC,
+    MCODE,
+    NEGATIVE,
+    POSITIVE,
+    RXNORM,
+    SNOMED,
+    bundle,
+    coding,
+    concept,
+    ecog,
+    er,
+    her2_ihc,
+    her2_ish,
+    marker,
+    medication,
+    observation,
+    patient,
+    pr,
+    secondary,
+    stage_group,
+    variant,
 )
 
 AS_OF = dt.date(2026, 11, 23)
@@ -55,8 +77,9 @@ def test_clean_triple_negative_with_germline_brca1_and_pdl1() -> None:
     assert p["tumor"] == {"er": "negative", "pr": "negative", "pdl1_cps": 12.0, "germline_brca": "brca1",
                           "her2": {"ihc": "1+", "ish": "not_done"}}
     assert p["disease"] == {"presentation": "recurrent", "sites": ["liver", "lung"]}
+    # Two doxorubicin doses are one course ending with the last recorded dose.
     assert p["history"] == {"early": [{"drugs": ["cyclophosphamide"], "months_since_end": 34.3},
-                                      {"drugs": ["doxorubicin"]}]}
+                                      {"drugs": ["doxorubicin"], "months_since_end": 35.9}]}
     assert p["current_medications"] == ["sertraline"]
     assert rec is not None
     assert rec["subtype"] == "triple_negative" and rec["her2_category"] == "low"
@@ -101,7 +124,7 @@ def test_missing_and_unknown_codes_are_reported_not_guessed() -> None:
     report = imported(
         patient(),
         er(concept(coding(SNOMED, "999999", "Weird answer"))),                     # unknown answer code
-        observation(concept(text="ER status")), 
+        observation(concept(text="ER status")),
         observation(concept(coding(LOINC, "12345-6", "Something else")), valueString="positive"),
         pr(concept(coding(SNOMED, "82334004", "Indeterminate (qualifier value)"))),
     )
@@ -182,7 +205,7 @@ def test_ecog_range_and_coded_answers() -> None:
     assert "ECOG -1 is not a valid score" in texts(imported(patient(), ecog(-1)), "Observation")
     coded = observation(concept(coding(LOINC, "89247-1", "ECOG Performance Status score")),
                         profile="mcode-ecog-performance-status",
-                        valueCodeableConcept=concept(coding(LOINC, "LA9624-3", "Ambulatory and capable of all selfcare")))
+                        valueCodeableConcept=concept(coding(LOINC, "LA9624-3", "Ambulatory, capable of selfcare")))
     assert imported(patient(), coded).profile["health"] == {"ecog": 2}
 
 
@@ -206,7 +229,7 @@ def test_resources_of_another_patient_and_invalid_resources() -> None:
     other = er(NEGATIVE)
     other["subject"] = {"reference": "Patient/someone-else"}
     broken = pr(POSITIVE)
-    broken["status"] = "not-a-status"
+    broken["valueQuantity"] = {"value": "lots"}
     report = imported(patient(), er(POSITIVE), other, broken)
     assert report.profile["tumor"] == {"er": "positive"}
     assert "refers to another patient (Patient/someone-else)" in texts(report, "Observation", "ignored")
@@ -230,7 +253,7 @@ def test_sites_from_codes_icd10_body_site_and_text() -> None:
         secondary("128462008", "Secondary malignant neoplastic disease (disorder)",
                   body_site=concept(coding(SNOMED, "12738006", "Brain structure (body structure)"))),
         {"resourceType": "Condition", "id": "icd", "subject": {"reference": "Patient/p1"},
-         "code": concept(coding("http://hl7.org/fhir/sid/icd-10-cm", "C78.2", "Secondary malignant neoplasm of pleura"))},
+         "code": concept(coding("http://hl7.org/fhir/sid/icd-10-cm", "C78.2", "Secondary neoplasm of pleura"))},
         secondary(None, "metastatic disease of the skin", profile=False),
     )
     assert report.profile["disease"]["sites"] == ["bone", "brain", "pleura", "skin"]
@@ -314,13 +337,15 @@ def test_not_given_records_and_medication_references() -> None:
 
 def test_current_non_cancer_medicines_feed_interaction_checks() -> None:
     report, rec = recommend_bundle(bundle(
-        patient(), er(POSITIVE), her2_ihc(valueString="0"),
+        patient(), er(POSITIVE), her2_ihc(valueString="0"), stage_group("IV"),
+        medication("MedicationStatement", "1164214", "Tamoxifen Oral Product", start="2024-01-01", status="active"),
         medication("MedicationStatement", None, "PARoxetine 20 MG Oral Tablet", start="2024-01-01", status="active"),
         medication("MedicationStatement", None, "Mystery tonic", start="2024-01-01", status="active"),
     ), as_of=AS_OF)
     assert report.profile["current_medications"] == ["paroxetine", "Mystery tonic"]
+    assert report.profile["history"] == {"metastatic": [{"drugs": ["tamoxifen"], "outcome": "ongoing"}]}
     assert rec is not None
-    assert any(i["drugs"][1] == "paroxetine" for i in rec["interactions"])
+    assert any(i["drugs"] == ["tamoxifen", "paroxetine"] and i["severity"] == "major" for i in rec["interactions"])
     assert any("Mystery tonic" in w for w in rec["warnings"])
 
 

@@ -40,7 +40,8 @@ def test_mitre_patient01_metastatic_hr_positive_her2_negative() -> None:
     assert p["disease"] == {"presentation": "de_novo", "sites": ["bone", "liver", "lymph_nodes"]}
     assert p["health"] == {"ecog": 1}
     lines = p["history"]["metastatic"]
-    assert [line["drugs"] for line in lines] == [["abemaciclib", "fulvestrant", "leuprolide"], ["fulvestrant", "ribociclib"]]
+    assert [line["drugs"] for line in lines] == [
+        ["abemaciclib", "fulvestrant", "leuprolide"], ["fulvestrant", "ribociclib"]]
     assert "outcome" not in lines[0] and lines[1]["outcome"] == "ongoing"
     assert any("active although a newer treatment" in n for n in report.notes)
     assert any("mcode-tumor-marker " in n for n in report.notes)          # STU1 profile URL mentioned

@@ -79,7 +79,7 @@ def percent(book: CodeBook, obs: Any) -> tuple[float, str | None, str] | None:
         return float(obs.valueInteger), None, f"{obs.valueInteger} %"
     found = text_percent(result_text(obs))
     if found is not None:
-        return found, None, f"text {result_text(obs)!r}"
+        return found[0], found[1], f"text {result_text(obs)!r}"
     return None
 
 
@@ -105,7 +105,7 @@ def receptor(book: CodeBook, obs: Any, kind: str, er: bool) -> tuple[str, str]:
 
 def _percent_in_text(obs: Any) -> tuple[float, str | None, str] | None:
     found = text_percent(result_text(obs))
-    return (found, None, f"text {result_text(obs)!r}") if found is not None else None
+    return (found[0], found[1], f"text {result_text(obs)!r}") if found is not None else None
 
 
 def _receptor_percent(value: float, comparator: str | None, er: bool) -> str:
@@ -271,7 +271,8 @@ def ecog(book: CodeBook, obs: Any) -> tuple[int, str]:
     invalid = [v for v in values if not 0 <= v <= 5]
     if invalid:
         others = "; ".join(how for v, how in values.items() if v not in invalid)
-        raise Unclear(f"ECOG {invalid[0]} is not a valid score (0-5)" + (f" (also recorded: {others})" if others else ""))
+        also = f" (also recorded: {others})" if others else ""
+        raise Unclear(f"ECOG {invalid[0]} is not a valid score (0-5){also}")
     if len(values) > 1:
         raise Unclear("the score and its coded answer disagree: " + "; ".join(values.values()))
     score, how = next(iter(values.items()))

@@ -162,13 +162,13 @@ def text_polarity(text: str) -> str | None:
     return "negative" if negative else "positive"
 
 
-PERCENT = re.compile(r"(?<![\d.])(\d{1,3}(?:\.\d+)?)\s*%")
+PERCENT = re.compile(r"(<=|>=|<|>|≤|≥)?\s*(?<![\d.])(\d{1,3}(?:\.\d+)?)\s*%")
 
 
-def text_percent(text: str) -> float | None:
-    """A single percentage written in text ('95% of cells'); None when none or several differ."""
-    values = {float(m) for m in PERCENT.findall(text or "")}
-    if len(values) != 1:
+def text_percent(text: str) -> tuple[float, str | None] | None:
+    """A single percentage written in text ('95% of cells', '<1%'), with its comparator."""
+    found = {(float(m[1]), {"≤": "<=", "≥": ">="}.get(m[0], m[0]) or None) for m in PERCENT.findall(text or "")}
+    if len(found) != 1:
         return None
-    value = values.pop()
-    return value if 0 <= value <= 100 else None
+    value, comparator = found.pop()
+    return (value, comparator) if 0 <= value <= 100 else None

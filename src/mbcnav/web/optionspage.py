@@ -73,7 +73,8 @@ class OptionsPage:
                                chosen=frozenset(chosen), level_label=LEVEL_LABEL)
 
     def _question(self, question_id: str, added: bool, next_url: str) -> str:
-        return str(self._macros.question_control(question_id, "", added, next_url))
+        control: Any = getattr(self._macros, "question_control")  # a Jinja macro, not known to mypy
+        return str(control(question_id, "", added, next_url))
 
     def _option(self, option_id: str, chosen: bool, next_url: str) -> str:
         template = self.renderer.env.get_template("_option_control.html")

@@ -35,6 +35,11 @@ def safe_next(value: str | None, default: str = "/guide") -> str:
     return value
 
 
+def _anchored(next_url: str | None, question_id: str) -> str:
+    # Back to the same question after a plain (no JavaScript) form post.
+    return safe_next(next_url).split("#", 1)[0] + f"#qc-{question_id}"
+
+
 def suggestions(request: Request, svc: Services) -> list[tuple[str, list[object]]]:
     profile, _ = session_profile(request)
     if profile is None:
@@ -50,10 +55,11 @@ def suggestions(request: Request, svc: Services) -> list[tuple[str, list[object]
 def editor(request: Request, svc: Services, guide: Guide, status_code: int = 200, **extra: object) -> HTMLResponse:
     token = request.session.get(SAVED_TOKEN)
     template = "_guide_editor.html" if is_htmx(request) else "guide.html"
-    context: dict[str, object] = {"guide": guide, "in_guide": guide_session.origins(guide),
-                                  "suggestions": suggestions(request, svc), "saved_token": token if isinstance(token, str) else None,
-                                  "own_error": None, "own_text": "", "own_kind": "question", "message": None,
-                                  "announce": ""}
+    context: dict[str, object] = {
+        "guide": guide, "in_guide": guide_session.origins(guide), "suggestions": suggestions(request, svc),
+        "saved_token": token if isinstance(token, str) else None, "own_error": None, "own_text": "",
+        "own_kind": "question", "message": None, "announce": "",
+    }
     context.update(extra)
     return svc.renderer.page(request, template, status_code=status_code, **context)
 
@@ -84,7 +90,7 @@ async def add_question(request: Request, svc: Svc, question_id: Annotated[str, F
     if not guide_session.store(request.session, guide, svc.codec):
         return editor(request, svc, guide_session.load(request.session), status_code=413 if not is_htmx(request)
                       else 200, message=FULL)
-    return changed(request, svc, guide, ui, next, question_id, "Added to your guide.")
+    return changed(request, svc, guide, ui, _anchored(next, question_id), question_id, "Added to your guide.")
 
 
 @router.post("/questions/remove", response_model=None)
@@ -93,7 +99,7 @@ async def remove_question(request: Request, svc: Svc, question_id: Annotated[str
     guide = guide_session.load(request.session)
     guide_session.remove_question(guide, question_id)
     guide_session.store(request.session, guide, svc.codec)
-    return changed(request, svc, guide, ui, next, question_id, "Removed from your guide.")
+    return changed(request, svc, guide, ui, _anchored(next, question_id), question_id, "Removed from your guide.")
 
 
 @router.post("/items/remove", response_model=None)
@@ -113,9 +119,11 @@ async def move_item(request: Request, svc: Svc, item_id: Annotated[str, Form()],
     except GuideError:
         raise HTTPException(status_code=404) from None
     guide_session.store(request.session, guide, svc.codec)
-    where = "up" if direction == "up" else "down"
-    return changed(request, svc, guide, "editor", f"/guide#item-{item_id}",
-                   announce=f"Moved {where}." if moved else "It is already at the " + ("top." if where == "up" else "end."))
+    if moved:
+        announce = f"Moved {direction}."
+    else:
+        announce = "It is already at the top." if direction == "up" else "It is already at the end."
+    return changed(request, svc, guide, "editor", f"/guide#item-{item_id}", announce=announce)
 
 
 @router.post("/items/add", response_model=None)

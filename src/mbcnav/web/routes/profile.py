@@ -22,7 +22,8 @@ ANSWERS = "answers"
 
 def render_form(request: Request, svc: Services, answers: form_mod.Answers, errors: dict[str, list[str]],
                 status_code: int = 200) -> HTMLResponse:
-    summary = [(form_mod.error_target(key), form_mod.error_label(key), message) for key, messages in errors.items() for message in messages]
+    summary = [(form_mod.error_target(key), form_mod.error_label(key), message)
+               for key, messages in errors.items() for message in messages]
     return svc.renderer.page(request, "form.html", status_code=status_code, steps=form_steps(), answers=answers,
                              errors=errors, error_summary=summary, drug_choices=form_mod.drug_choices(),
                              outcomes=form_mod.OUTCOMES, settings_choices=form_mod.SETTINGS,

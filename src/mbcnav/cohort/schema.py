@@ -1,0 +1,146 @@
+"""The cohort input schema: contract Profiles as nested columns, plus two fields outside the Profile.
+
+The field tree is read from the pydantic models in ``mbcnav.profile`` (allowed values, ranges,
+defaults, required fields), so the columnar validator can never drift from the one-patient
+validator on what a field accepts. Two extra, optional fields sit beside the Profile:
+
+- ``patient_id``: the identifier reported back (default: ``row-<n>``);
+- ``given_drugs``: the systemic treatment actually given for the current decision point, as drug
+  names (brand names allowed), used for guideline concordance.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Literal
+
+import polars as pl
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from mbcnav.profile import Profile
+
+Kind = Literal["enum", "int", "float", "bool", "text", "list", "struct"]
+
+# Fields whose items are drug names, normalised to the contract's generic ids (profile._drug_list).
+DRUG_LISTS = frozenset({("history", "early", "*", "drugs"), ("history", "metastatic", "*", "drugs"), ("given_drugs",)})
+ROW = "_row"          # 1-based position of the record in its file, carried through for error reports
+EXTRA_FIELDS = ("patient_id", "given_drugs")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One node of the Profile tree, with what the contract allows for it."""
+
+    name: str
+    path: tuple[str, ...]              # ("tumor", "her2", "ihc"); list items add "*"
+    kind: Kind
+    allowed: tuple[str, ...] = ()      # enum values
+    ge: float | None = None
+    le: float | None = None
+    default: Any = None                # value a missing field takes (the model's default)
+    required: bool = False
+    item: Field | None = None          # list element
+    fields: tuple[Field, ...] = ()     # struct members
+
+    @property
+    def dotted(self) -> str:
+        return ".".join(self.path)
+
+    @property
+    def is_drug_list(self) -> bool:
+        return self.path in DRUG_LISTS
+
+    def child(self, name: str) -> Field:
+        return next(f for f in self.fields if f.name == name)
+
+    def leaves(self) -> typing.Iterator[Field]:
+        """Every non-struct node below (lists count as leaves: their items are checked with them)."""
+        if self.kind == "struct":
+            for f in self.fields:
+                yield from f.leaves()
+        else:
+            yield self
+
+
+def _unwrap(annotation: Any) -> tuple[Any, list[Any]]:
+    """Strip Optional and Annotated; return the bare type and the constraint objects."""
+    metadata: list[Any] = []
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            annotation = args[0]
+        elif origin is typing.Annotated:
+            args = typing.get_args(annotation)
+            annotation = args[0]
+            for extra in args[1:]:
+                metadata.extend(getattr(extra, "metadata", [extra]))
+        else:
+            return annotation, metadata
+
+
+def _bounds(metadata: list[Any]) -> tuple[float | None, float | None]:
+    ge = next((float(m.ge) for m in metadata if hasattr(m, "ge")), None)
+    le = next((float(m.le) for m in metadata if hasattr(m, "le")), None)
+    return ge, le
+
+
+def _node(name: str, path: tuple[str, ...], annotation: Any, default: Any, required: bool) -> Field:
+    bare, metadata = _unwrap(annotation)
+    ge, le = _bounds(metadata)
+    origin = typing.get_origin(bare)
+    if origin is Literal:
+        return Field(name, path, "enum", tuple(typing.get_args(bare)), default=default, required=required)
+    if origin is list:
+        (inner,) = typing.get_args(bare)
+        item = _node(name, (*path, "*"), inner, None, False)
+        return Field(name, path, "list", item=item, default=default, required=required)
+    if isinstance(bare, type) and issubclass(bare, BaseModel):
+        return Field(name, path, "struct", fields=_members(bare, path), default=default, required=required)
+    kinds: dict[Any, Kind] = {bool: "bool", int: "int", float: "float", str: "text"}
+    return Field(name, path, kinds[bare], ge=ge, le=le, default=default, required=required)
+
+
+def _members(model: type[BaseModel], path: tuple[str, ...]) -> tuple[Field, ...]:
+    out: list[Field] = []
+    for name, info in model.model_fields.items():
+        if info.default_factory is list:
+            default: Any = []
+        elif info.default is PydanticUndefined:
+            default = None
+        else:
+            default = info.default
+        out.append(_node(name, (*path, name), info.annotation, default, info.is_required()))
+    return tuple(out)
+
+
+@cache
+def profile_tree() -> Field:
+    """The whole input record: Profile fields plus patient_id and given_drugs."""
+    extras = (
+        Field("patient_id", ("patient_id",), "text"),
+        Field("given_drugs", ("given_drugs",), "list", item=Field("given_drugs", ("given_drugs", "*"), "text")),
+    )
+    return Field("", (), "struct", fields=(*_members(Profile, ()), *extras))
+
+
+def dtype(field: Field) -> pl.DataType:
+    """The Polars type a field has after reading (enums stay text until validated)."""
+    if field.kind == "struct":
+        return pl.Struct({f.name: dtype(f) for f in field.fields})
+    if field.kind == "list":
+        assert field.item is not None
+        return pl.List(dtype(field.item))
+    simple: dict[str, pl.DataType] = {
+        "enum": pl.String(), "text": pl.String(), "int": pl.Int64(), "float": pl.Float64(), "bool": pl.Boolean(),
+    }
+    return simple[field.kind]
+
+
+def input_schema() -> pl.Schema:
+    """Top-level columns of a cohort file (any may be missing; missing means not given)."""
+    return pl.Schema({f.name: dtype(f) for f in profile_tree().fields})
