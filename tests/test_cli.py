@@ -95,3 +95,26 @@ def test_kb_new_rule_writes_a_skeleton_that_fails_lint_until_filled(
         loader.load(data)
     again = CliRunner().invoke(main, ["kb", "new-rule", "--group", "hr_positive_her2_negative", "my_new_rule"])
     assert again.exit_code == 2
+
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def test_recommend_from_a_fhir_bundle_reports_the_import_on_stderr() -> None:
+    bundle = SHARED / "fixtures" / "fhir" / "mcode-ctm-app" / "TrialMatching_Patient01.json"
+    result = run("recommend", "--fhir", str(bundle))
+    assert result.returncode == 0, result.stderr
+    assert "found      Observation tumor.er = 'positive'" in result.stderr
+    rec = json.loads(result.stdout)
+    assert rec["subtype"] == "hr_positive_her2_negative"
+
+
+def test_report_writes_a_one_page_pdf(tmp_path: Path) -> None:
+    from pypdf import PdfReader
+
+    out = tmp_path / "summary.pdf"
+    result = run("report", str(EXAMPLES / "her2_positive_first_line.json"), "--pdf", str(out))
+    assert result.returncode == 0, result.stderr
+    reader = PdfReader(out)
+    assert len(reader.pages) == 1
+    assert "not medical advice" in reader.pages[0].extract_text().replace("\n", " ")

@@ -62,7 +62,9 @@ def main() -> None:
 @main.command()
 @click.argument("profile", required=False)
 @click.option("--format", "fmt", type=click.Choice(["json", "text"]), default="json", show_default=True)
-def recommend(profile: str | None, fmt: str) -> None:
+@click.option("--fhir", "fhir_bundle", type=click.Path(exists=True, dir_okay=False),
+              help="Read a FHIR R4 / mCODE Bundle instead of a profile; the import report goes to stderr.")
+def recommend(profile: str | None, fmt: str, fhir_bundle: str | None) -> None:
     """Print the Recommendation (contract v1) for PROFILE.json ('-' reads stdin).
 
     Without PROFILE, a bundled example profile is used.
@@ -70,6 +72,22 @@ def recommend(profile: str | None, fmt: str) -> None:
     from mbcnav.engine import recommend as run
     from mbcnav.render.text import render
 
+    if fhir_bundle:
+        from mbcnav.fhir import recommend_from_fhir
+
+        try:
+            report, result = recommend_from_fhir(fhir_bundle)
+        except (OSError, ValueError) as err:
+            _fail(f"cannot read {fhir_bundle}: {err}")
+        for line in report.lines():
+            click.echo(line, err=True)
+        if result is None:
+            click.echo("mbcnav: the bundle does not give a usable profile:", err=True)
+            for problem in report.profile_problems:
+                click.echo(f"  - {problem}", err=True)
+            sys.exit(2)
+        click.echo(render(result) if fmt == "text" else json.dumps(result, indent=2, ensure_ascii=False))
+        return
     data = _read_profile(profile)
     try:
         rec = run(data)
@@ -107,6 +125,22 @@ def explain(profile: str | None, show_all: bool) -> None:
     hidden = sum(r.applies is not True for r in ev.results)
     if hidden and not show_all:
         click.echo(f"\n({hidden} rules do not apply to this profile; --all lists them)")
+
+
+@main.command()
+@click.argument("profile", required=False)
+@click.option("--pdf", "pdf_path", required=True, type=click.Path(dir_okay=False), help="Where to write the PDF.")
+def report(profile: str | None, pdf_path: str) -> None:
+    """Write the one-page clinician summary (PDF) for PROFILE.json."""
+    from mbcnav.render.report_pdf import report_pdf
+
+    data = _read_profile(profile)
+    try:
+        pdf = report_pdf(data)
+    except ProfileError as err:
+        _problems(err)
+    Path(pdf_path).write_bytes(pdf)
+    click.echo(f"wrote {pdf_path} ({len(pdf) // 1024} KiB)", err=True)
 
 
 @main.command()

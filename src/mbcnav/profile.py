@@ -33,7 +33,9 @@ Condition = Literal[
 SITES: tuple[str, ...] = Site.__args__  # type: ignore[attr-defined]
 CONDITIONS: tuple[str, ...] = Condition.__args__  # type: ignore[attr-defined]
 
-Months = Annotated[float, Field(ge=0, le=600)]
+# Numbers are strict: `false` or "5" in a numeric field is a mistake, not a number (the HTTP API
+# and the CLI must agree).
+Months = Annotated[float, Field(ge=0, le=600, strict=True)]
 
 
 class _Strict(BaseModel):
@@ -71,16 +73,16 @@ class Tumor(_Strict):
     esr1: Literal["mutated", "wild_type", "unknown"] = "unknown"
     germline_brca: Literal["brca1", "brca2", "negative", "unknown"] = "unknown"
     germline_palb2: Literal["mutated", "negative", "unknown"] = "unknown"
-    pdl1_cps: Annotated[float, Field(ge=0, le=100)] | None = None
+    pdl1_cps: Annotated[float, Field(ge=0, le=100, strict=True)] | None = None
     msi: Literal["high", "stable", "unknown"] = "unknown"
-    tmb: Annotated[float, Field(ge=0, le=1000)] | None = None
+    tmb: Annotated[float, Field(ge=0, le=1000, strict=True)] | None = None
     ntrk_fusion: Literal["present", "absent", "unknown"] = "unknown"
 
 
 class BrainMetastases(_Strict):
     active: bool | None = None
     symptomatic: bool | None = None
-    count: Annotated[int, Field(ge=0, le=1000)] | None = None
+    count: Annotated[int, Field(ge=0, le=1000, strict=True)] | None = None
 
 
 class Disease(_Strict):
@@ -99,8 +101,8 @@ class Disease(_Strict):
 
 
 class Health(_Strict):
-    ecog: Annotated[int, Field(ge=0, le=4)] | None = None
-    lvef_percent: Annotated[float, Field(ge=5, le=90)] | None = None
+    ecog: Annotated[int, Field(ge=0, le=4, strict=True)] | None = None
+    lvef_percent: Annotated[float, Field(ge=5, le=90, strict=True)] | None = None
     conditions: list[Condition] = Field(default_factory=list)
 
 
@@ -152,7 +154,7 @@ class Profile(_Strict):
     """A person's cancer as the contract describes it (all fields optional but sex)."""
 
     sex: Literal["female", "male"]
-    age: Annotated[int, Field(ge=18, le=120)] | None = None
+    age: Annotated[int, Field(ge=18, le=120, strict=True)] | None = None
     menopausal_status: Literal["pre", "peri", "post", "unknown"] | None = None
     ovarian_function_suppressed: bool | None = None
     tumor: Tumor = Field(default_factory=Tumor)

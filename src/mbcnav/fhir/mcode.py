@@ -81,6 +81,9 @@ def import_bundle(bundle: Mapping[str, Any], *, as_of: dt.date | None = None) ->
     if history.ovarian_suppressed:
         profile["ovarian_function_suppressed"] = True
     col.report.profile = profile
+    # Clinical choices first; notes about the file itself (old profile URLs, duplicates) last.
+    technical = ("Older mCODE profile URL", "appears more than once")
+    col.report.notes.sort(key=lambda note: note.startswith(technical[0]) or technical[1] in note)
     try:
         parse_profile(profile)
     except ProfileError as err:
@@ -168,10 +171,10 @@ def _her2(col: Collector) -> dict[str, str]:
     her2 = {"ihc": score or "unknown", "ish": ish_value or "not_done"}
     category = her2_category(her2["ihc"], her2["ish"])
     conflict = None
+    # An amplified ISH result makes HER2 positive whatever the IHC (ASCO/CAP 2018 group 1), so IHC
+    # negative with ISH amplified is not a conflict; IHC 3+ with ISH not amplified is one.
     if score == "3+" and ish_value == "not_amplified":
         conflict = "IHC 3+ with ISH not amplified"
-    elif ihc_value == "negative" and ish_value == "amplified" and ish is not None:
-        conflict = "IHC negative with ISH amplified"
     elif said in ("positive", "negative") and category is not None and (said == "positive") != (category == "positive"):
         conflict = f"the overall interpretation is {said} but IHC/ISH give {category}"
     if conflict:
