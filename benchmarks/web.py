@@ -53,7 +53,8 @@ def mbcnav_app() -> Any:
     from mbcnav.web.app import create_app
     from mbcnav.web.settings import Settings
 
-    return create_app(Settings(data_dir=Path(os.environ["MBCNAV_BENCH_DIR"]), sender_enabled=False))
+    return create_app(Settings(data_dir=Path(os.environ["MBCNAV_BENCH_DIR"]), sender_enabled=False,
+                               _env_file=None))  # type: ignore[call-arg]
 
 
 def free_port() -> int:
@@ -63,12 +64,13 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(factory: str, data_dir: str) -> Iterator[str]:
+def server(factory: str, data_dir: str, workers: int = 1) -> Iterator[str]:
     port = free_port()
-    env = {**os.environ, "MBCNAV_BENCH_DIR": data_dir, "PYTHONPATH": str(ROOT / "benchmarks")}
+    env = {**os.environ, "MBCNAV_BENCH_DIR": data_dir, "PYTHONPATH": str(ROOT / "benchmarks"),
+           "SECRET_KEY": "benchmark-only"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1", "--port", str(port),
-         "--no-access-log", "--log-level", "warning"],
+         "--no-access-log", "--log-level", "warning", "--workers", str(workers)],
         env=env, cwd=ROOT)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -246,6 +248,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="requests per measurement")
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--client", choices=["raw", "httpx"], default="raw")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn workers for both servers")
     args = parser.parse_args()
     use_httpx = args.client == "httpx"
     body = json.dumps(json.loads(EXAMPLE.read_text())).encode()
@@ -255,16 +258,21 @@ def main() -> None:
                         lambda i: json.dumps(variant(i)).encode())
     options = Endpoint("GET /options (warm)", "GET", "/options")
 
-    print(f"cpus: {os.cpu_count()}, python {sys.version.split()[0]}, client: {args.client}, "
+    print(f"cpus: {os.cpu_count()}, python {sys.version.split()[0]}, client: {args.client}, workers: {args.workers}, "
           f"{args.requests} requests per row (cold rows: a tenth)")
     print(f"{'endpoint':<34} {'cl':>3}  {'p50 ms':>8}  {'p99 ms':>8}  {'req/s':>9}")
     figures: dict[tuple[str, int], float] = {}
     with tempfile.TemporaryDirectory() as data_dir:
-        with server("web:bare_app", data_dir) as base:
+        from mbcnav.guide import make_engine, migrate
+
+        engine = make_engine(f"sqlite:///{Path(data_dir) / 'mbcnav.sqlite3'}")
+        migrate(engine)  # once, before several workers start (as `mbcnav serve --workers` does)
+        engine.dispose()
+        with server("web:bare_app", data_dir, args.workers) as base:
             for c in (1, 32):
                 measure(base, bare, c, args.warmup, use_httpx)
                 figures["bare", c] = report(bare.name, c, *measure(base, bare, c, args.requests, use_httpx))
-        with server("web:mbcnav_app", data_dir) as base:
+        with server("web:mbcnav_app", data_dir, args.workers) as base:
             cookies = options_session(base)
             options.cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
             offset = 0

@@ -43,6 +43,7 @@ class Field:
     le: float | None = None
     default: Any = None                # value a missing field takes (the model's default)
     required: bool = False
+    factory: bool = False              # a struct the model always builds (tumor, history ...)
     item: Field | None = None          # list element
     fields: tuple[Field, ...] = ()     # struct members
 
@@ -89,7 +90,7 @@ def _bounds(metadata: list[Any]) -> tuple[float | None, float | None]:
     return ge, le
 
 
-def _node(name: str, path: tuple[str, ...], annotation: Any, default: Any, required: bool) -> Field:
+def _node(name: str, path: tuple[str, ...], annotation: Any, default: Any, required: bool, factory: bool = False) -> Field:
     bare, metadata = _unwrap(annotation)
     ge, le = _bounds(metadata)
     origin = typing.get_origin(bare)
@@ -100,7 +101,8 @@ def _node(name: str, path: tuple[str, ...], annotation: Any, default: Any, requi
         item = _node(name, (*path, "*"), inner, None, False)
         return Field(name, path, "list", item=item, default=default, required=required)
     if isinstance(bare, type) and issubclass(bare, BaseModel):
-        return Field(name, path, "struct", fields=_members(bare, path), default=default, required=required)
+        return Field(name, path, "struct", fields=_members(bare, path), default=default, required=required,
+                     factory=factory)
     kinds: dict[Any, Kind] = {bool: "bool", int: "int", float: "float", str: "text"}
     return Field(name, path, kinds[bare], ge=ge, le=le, default=default, required=required)
 
@@ -114,7 +116,8 @@ def _members(model: type[BaseModel], path: tuple[str, ...]) -> tuple[Field, ...]
             default = None
         else:
             default = info.default
-        out.append(_node(name, (*path, name), info.annotation, default, info.is_required()))
+        factory = info.default_factory is not None and info.default_factory is not list
+        out.append(_node(name, (*path, name), info.annotation, default, info.is_required(), factory))
     return tuple(out)
 
 

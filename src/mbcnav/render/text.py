@@ -39,7 +39,8 @@ def render(rec: dict[str, Any]) -> str:
     out.append("")
     out.append("OPTIONS THAT FIT (best first)")
     if not rec["options"]:
-        out.append(_wrap("No systemic option matched this profile. The tests, warnings and \"what does not fit\" notes below explain why."))
+        out.append(_wrap("No systemic option matched this profile. The tests, warnings and "
+                         "'what does not fit' notes below explain why."))
     for i, option in enumerate(rec["options"], 1):
         out.append(f"  {i}. {option['plain_title']}  [{TIER_LABEL[option['tier']]}]")
         out.append(_wrap(f"Drugs: {drug_line(option['drugs'])}", "     "))

@@ -58,6 +58,12 @@ def serve_command(host: str, port: int, data_dir: Path | None, workers: int, acc
     log_config["handlers"]["access"]["filters"] = ["redact"]
     click.echo(f"mbcnav: serving on http://{host}:{port}  (data: {settings.data_dir})", err=True)
     if workers > 1:
+        # Migrate once here: workers starting together would otherwise race to create the tables.
+        from mbcnav.guide import make_engine, migrate
+
+        engine = make_engine(settings.resolved_database_url())
+        migrate(engine)
+        engine.dispose()
         uvicorn.run("mbcnav.web.cli:build_app", factory=True, host=host, port=port, workers=workers,
                     access_log=access_log, proxy_headers=False, log_config=log_config)
     else:

@@ -25,7 +25,7 @@ from mbcnav.vocabulary import NON_DRUG
 from mbcnav.web.content import FormField, form_fields
 
 Answers = dict[str, str | list[str]]
-DRUGS_PER_ROW = 3
+DRUGS_PER_ROW = 4   # AC-T before surgery is four drugs
 INTEGER_FIELDS = frozenset({"age", "health.ecog", "disease.brain_metastases.count"})
 ROW_PARTS = {"history.early": ("setting", "months_since_end"), "history.metastatic": ("outcome", "months")}
 OUTCOMES = (
@@ -116,16 +116,16 @@ def parse_answers(answers: Mapping[str, str | list[str]]) -> Parsed:
             continue
         if value is not None:
             _put(profile, spec.name, value)
-    if errors:
-        return Parsed(None, errors)
+    # Validate even when some answers could not be read, so every problem shows at once. A missing
+    # sex is stood in for by "female" here only: no check fails for a woman that passes for a man.
     try:
-        parse_profile(profile)
+        parse_profile(profile if "sex" in profile else {**profile, "sex": "female"})
     except ProfileError as err:
         for problem in err.problems:
             key, message = _locate(problem)
-            errors.setdefault(key, []).append(message)
-        return Parsed(None, errors)
-    return Parsed(profile)
+            if key not in errors:
+                errors.setdefault(key, []).append(message)
+    return Parsed(None if errors else profile, errors)
 
 
 _PARSED: OrderedDict[str, Parsed] = OrderedDict()

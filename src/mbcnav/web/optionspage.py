@@ -73,7 +73,7 @@ class OptionsPage:
                                chosen=frozenset(chosen), level_label=LEVEL_LABEL)
 
     def _question(self, question_id: str, added: bool, next_url: str) -> str:
-        control: Any = getattr(self._macros, "question_control")  # a Jinja macro, not known to mypy
+        control: Any = self._macros.question_control  # type: ignore[attr-defined]  # a Jinja macro
         return str(control(question_id, "", added, next_url))
 
     def _option(self, option_id: str, chosen: bool, next_url: str) -> str:

@@ -125,9 +125,13 @@ async def _status(svc: Services, message_id: str) -> MessageStatus:
     return status
 
 
-@router.get("/email/{message_id}", response_class=HTMLResponse)
-async def email_status(message_id: str, request: Request, svc: Svc) -> HTMLResponse:
+@router.get("/email/{message_id}", response_model=None)
+async def email_status(message_id: str, request: Request, svc: Svc, shown: str | None = None) -> Response:
     status = await _status(svc, message_id)
+    state = "struggling" if status.struggling else status.status
+    if is_htmx(request) and shown == state:
+        # Nothing new: 204 leaves the box (and what a screen reader last announced) as it is.
+        return Response(status_code=204)
     template = "_email_status.html" if is_htmx(request) else "email_status.html"
     token = request.session.get(SAVED_TOKEN)
     return svc.renderer.page(request, template, s=status, guide_token=token if isinstance(token, str) else None)
