@@ -259,5 +259,14 @@ def new_rule(kind: str, group: str, category: str, rule_id: str) -> None:
     click.echo(f"wrote {path}; fill in every TODO, then run `mbcnav kb lint`")
 
 
+def _register_web() -> None:
+    # The web app is optional at import time for the core CLI: import lazily-registered commands.
+    from mbcnav.web.cli import serve_command
+
+    main.add_command(serve_command)
+
+
+_register_web()
+
 if __name__ == "__main__":
     main()

@@ -16,7 +16,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mbcnav.web import api
+import mbcnav.api
+from mbcnav.api.problems import Problem
+from mbcnav.fhir.cds_hooks import router as cds_hooks_router
 from mbcnav.web.routes import guide, options, pages, profile, saved
 from mbcnav.web.security import HEADERS, CsrfError, SecurityHeadersMiddleware
 from mbcnav.web.services import Services
@@ -57,7 +59,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.services = svc
     for router in (pages.router, profile.router, options.router, guide.router, saved.router):
         app.include_router(router)
-    app.include_router(api.router)
+    # The versioned JSON API (issue #4) and the CDS Hooks service share the app and its engine.
+    app.include_router(mbcnav.api.router)
+    app.include_router(cds_hooks_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     # Outermost first: headers on every response, including error pages; then the session.
@@ -84,8 +88,12 @@ def _error_handlers(app: FastAPI, svc: Services) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
-        if request.url.path.startswith("/api/"):
-            return api.invalid_request(exc)
+        if request.url.path.startswith(("/api/", "/cds-services")):
+            # API routes turn their own validation errors into problem details (ProblemRoute);
+            # anything that still lands here gets the same RFC 9457 shape.
+            problem = Problem("invalid-request", "The request is not valid.",
+                              [(".".join(str(p) for p in e["loc"][1:]), str(e["msg"])) for e in exc.errors()])
+            return problem.response()
         return page(request, 400)
 
     @app.exception_handler(Exception)

@@ -1,0 +1,106 @@
+"""Your options: grouping, explanations, professional view, urgent warnings first, the path, caching."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from markupsafe import Markup
+
+from mbcnav.engine import recommend
+from mbcnav.web.content import category_of
+from mbcnav.web.form import answers_from_profile
+from mbcnav.web.optionspage import CSRF_SLOT, PANEL_SLOT, OptionsPage
+from mbcnav.web.templating import Renderer
+from mbcnav.web.view import build
+
+from .conftest import Browser
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def profile(name: str) -> dict[str, object]:
+    data: dict[str, object] = json.loads((EXAMPLES / f"{name}.json").read_text())
+    return data
+
+
+def test_options_are_grouped_under_the_seed_headings(browser: Browser) -> None:
+    browser.example("hr_positive_second_line_esr1_pik3ca")
+    html = browser.client.get("/options").text
+    rec = recommend(profile("hr_positive_second_line_esr1_pik3ca"))
+    for entry in rec["options"] + rec["local_and_supportive"]:
+        heading = category_of(entry["category"])
+        assert f'id="{heading.slug}"' in html and f'id="opt-{entry["id"]}"' in html
+        assert html.index(f'id="{heading.slug}"') < html.index(f'id="opt-{entry["id"]}"')
+    for text in ("Why it fits you", "How it is given", "Common side effects", "What is checked",
+                 "Strength of evidence", "Tests to ask about", "What does not apply to you, and why",
+                 "What to ask your doctor", "Your treatment path"):
+        assert text in html, text
+
+
+def test_immunotherapy_has_its_own_heading_and_bone_drugs_sit_with_palliative_care() -> None:
+    assert category_of("immunotherapy").title == "Immunotherapy"
+    assert category_of("supportive_care").slug == category_of("palliative_care").slug
+
+
+def test_professional_view_shows_levels_trials_and_citations(browser: Browser) -> None:
+    browser.example("her2_positive_first_line")
+    patient = browser.client.get("/options").text
+    pro = browser.client.get("/options?view=pro").text
+    assert "CLEOPATRA" not in patient and "CLEOPATRA" in pro
+    assert "Phase 3 randomised trial" in pro and "Dose and schedule" in pro
+    assert 'rel="noopener noreferrer"' in pro
+    assert 'href="/options?view=pro" aria-current="page"' in pro
+
+
+def test_urgent_warnings_come_first(browser: Browser) -> None:
+    browser.post("/about-your-cancer", {"sex": "female", "tumor.er": "positive",
+                                        "disease.spinal_cord_compression": "yes", "disease.sites": ["bone"]})
+    html = browser.client.get("/options").text
+    assert "Important: act on this first" in html
+    urgent = html.index("Important: act on this first")
+    assert urgent < html.index("On this page") < html.index('id="opt-')
+    assert "spinal cord" in html[urgent:html.index("On this page")]
+
+
+def test_interactions_with_own_medicines_are_shown(browser: Browser) -> None:
+    browser.post("/about-your-cancer", {"sex": "female", "menopausal_status": "pre", "tumor.er": "positive",
+                                        "tumor.her2.ihc": "0", "history.metastatic.0.drugs": ["tamoxifen"],
+                                        "history.metastatic.0.outcome": "ongoing", "current_medications": "Paxil"})
+    html = browser.client.get("/options").text
+    assert "Your medicines and these treatments" in html and "Paroxetine" in html
+
+
+def test_path_shows_history_now_and_later(browser: Browser) -> None:
+    browser.example("hr_positive_second_line_esr1_pik3ca")
+    html = browser.client.get("/options").text
+    path = html[html.index('id="path"'):html.index("</ol>", html.index('id="path"'))]
+    assert "path-past" in path and "path-now" in path and "path-later" in path
+    assert "Letrozole + Ribociclib" in path
+
+
+@pytest.mark.parametrize("name", ["hr_positive_second_line_esr1_pik3ca", "triple_negative_pdl1_high",
+                                  "spinal_cord_compression_emergency", "unknown_receptors", "pregnant_her2_positive"])
+@pytest.mark.parametrize("pro", [False, True])
+def test_cached_body_is_identical_to_a_fresh_render(name: str, pro: bool) -> None:
+    data = profile(name)
+    view = build(data)
+    page = OptionsPage(Renderer())
+    general = [q.id for _, qs in view.general_questions for q in qs]
+    questions = [q.id for q in view.personal_questions][:2] + general[-1:]
+    options = sorted(view.option_ids)[:1]
+    cached = page.body(data, view, pro, csrf="TOKEN", guide_panel=Markup("<aside>panel</aside>"),
+                       in_guide=[*questions, "not_on_page"], chosen=options)
+    fresh = page.render(view, pro, "TOKEN", Markup("<aside>panel</aside>"), questions, options)
+    assert str(cached) == fresh
+    assert CSRF_SLOT not in cached and PANEL_SLOT not in cached
+    assert cached.count("Remove from guide") == len(questions)
+
+
+def test_every_example_renders(browser: Browser) -> None:
+    for path in sorted(EXAMPLES.glob("*.json")):
+        response = browser.post("/about-your-cancer", answers_from_profile(json.loads(path.read_text())))
+        assert response.status_code == 303, path.stem
+        for view in ("", "?view=pro"):
+            assert browser.client.get("/options" + view).status_code == 200, path.stem
