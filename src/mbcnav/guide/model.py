@@ -13,12 +13,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mbcnav.render.labels import TIER_LABEL
+
 MAX_ITEMS = 100
 MAX_TEXT = 1000
 ItemKind = Literal["question", "note"]
 Tier = Literal["preferred", "alternative", "selected_cases"]
-TIER_LABEL: dict[str, str] = {"preferred": "Preferred", "alternative": "Alternative",
-                              "selected_cases": "In selected cases"}
 
 # Bidirectional overrides can make text display differently from what it is (e.g. in an email).
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")

@@ -5,14 +5,7 @@ from __future__ import annotations
 import textwrap
 from typing import Any
 
-TIER_LABEL = {"preferred": "Preferred", "alternative": "Alternative", "selected_cases": "In selected cases"}
-SUBTYPE_LABEL = {
-    "hr_positive_her2_negative": "hormone receptor-positive, HER2-negative",
-    "hr_positive_her2_positive": "hormone receptor-positive, HER2-positive",
-    "hr_negative_her2_positive": "hormone receptor-negative, HER2-positive",
-    "triple_negative": "triple-negative",
-    "unknown": "not known yet (receptor results missing)",
-}
+from mbcnav.render.labels import SUBTYPE_LABEL, TIER_LABEL
 
 
 def _wrap(text: str, indent: str = "    ") -> str:

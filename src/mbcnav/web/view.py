@@ -18,17 +18,10 @@ from typing import Any
 from mbcnav.engine import evaluate
 from mbcnav.knowledge import schema as s
 from mbcnav.knowledge.loader import knowledge
+from mbcnav.render.labels import SUBTYPE_LABEL, TIER_LABEL
 from mbcnav.web.content import Category, categories, category_of
 from mbcnav.web.path import PathStep, treatment_path
 
-TIER_LABEL = {"preferred": "Preferred", "alternative": "Alternative", "selected_cases": "In selected cases"}
-SUBTYPE_LABEL = {
-    "hr_positive_her2_negative": "Hormone receptor-positive, HER2-negative",
-    "hr_positive_her2_positive": "Hormone receptor-positive, HER2-positive",
-    "hr_negative_her2_positive": "Hormone receptor-negative, HER2-positive",
-    "triple_negative": "Triple-negative",
-    "unknown": "Not known yet: some receptor results are missing",
-}
 HER2_LABEL = {"positive": "HER2-positive", "low": "HER2-low", "ultralow": "HER2-ultralow", "zero": "HER2-zero",
               "unknown": "HER2 result not known"}
 # Strength of evidence in plain words, strongest first; the professional view shows the raw level.
