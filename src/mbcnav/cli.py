@@ -98,8 +98,8 @@ def recommend(profile: str | None, fmt: str, fhir_bundle: str | None) -> None:
 
 @main.command()
 @click.argument("profile", required=False)
-@click.option("--all", "show_all", is_flag=True, help="Also list rules that do not apply.")
-def explain(profile: str | None, show_all: bool) -> None:
+@click.option("--only-applicable", is_flag=True, help="Hide rules whose context (applies_when) does not hold.")
+def explain(profile: str | None, only_applicable: bool) -> None:
     """Show every rule with the facts it saw and whether it fired."""
     from mbcnav.engine import evaluate
 
@@ -113,7 +113,7 @@ def explain(profile: str | None, show_all: bool) -> None:
         click.echo(f"  {name} = {ev.facts[name]!r}")
     click.echo("\nRULES")
     for result in ev.results:
-        if result.applies is not True and not show_all:
+        if result.applies is not True and only_applicable:
             continue
         click.echo(f"  [{result.status}] {result.rule.id} ({result.rule.kind})")
         click.echo(f"      applies_when {result.rule.applies_when!r} -> {result.applies}")
@@ -122,9 +122,9 @@ def explain(profile: str | None, show_all: bool) -> None:
             click.echo(f"      {clause.kind} {clause.id}: {clause.when!r} -> {clause.value}{unknown}")
         if result.blocked_by:
             click.echo(f"      blocked by safety: {', '.join(result.blocked_by)}")
-    hidden = sum(r.applies is not True for r in ev.results)
-    if hidden and not show_all:
-        click.echo(f"\n({hidden} rules do not apply to this profile; --all lists them)")
+    fired = sum(r.status == "offered" for r in ev.results)
+    click.echo(f"\n{len(ev.results)} rules: {fired} fired, "
+               f"{sum(r.applies is True for r in ev.results)} applied to this profile")
 
 
 @main.command()

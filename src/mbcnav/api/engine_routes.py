@@ -47,7 +47,7 @@ def recommend(profile: Profile) -> Response:
 @router.post("/explain", response_model=models.Explanation, summary="Every rule, the facts it saw, its verdict",
              responses=responses("invalid-json", "invalid-profile"))
 def explain(profile: Profile) -> Response:
-    """The trace behind a recommendation: derived facts and every rule's clauses (as `mbcnav explain --all`)."""
+    """The trace behind a recommendation: derived facts and every rule's clauses (as `mbcnav explain`)."""
     ev = evaluate(profile)
     return JSONResponse({"facts": ev.facts, "rules": [r.as_dict() for r in ev.results],
                          "recommendation": ev.recommendation})

@@ -73,12 +73,11 @@ def _unwrap(annotation: Any) -> tuple[Any, list[Any]]:
     while True:
         origin = typing.get_origin(annotation)
         if origin in (typing.Union, types.UnionType):
-            args = [a for a in typing.get_args(annotation) if a is not type(None)]
-            annotation = args[0]
+            annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
         elif origin is typing.Annotated:
-            args = typing.get_args(annotation)
-            annotation = args[0]
-            for extra in args[1:]:
+            bare, *extras = typing.get_args(annotation)
+            annotation = bare
+            for extra in extras:
                 metadata.extend(getattr(extra, "metadata", [extra]))
         else:
             return annotation, metadata
@@ -90,7 +89,9 @@ def _bounds(metadata: list[Any]) -> tuple[float | None, float | None]:
     return ge, le
 
 
-def _node(name: str, path: tuple[str, ...], annotation: Any, default: Any, required: bool, factory: bool = False) -> Field:
+def _node(
+    name: str, path: tuple[str, ...], annotation: Any, default: Any, required: bool, factory: bool = False
+) -> Field:
     bare, metadata = _unwrap(annotation)
     ge, le = _bounds(metadata)
     origin = typing.get_origin(bare)
