@@ -39,14 +39,14 @@ class FhirBundle(BaseModel):
 
 @router.post("/recommend", response_model=models.Recommendation, summary="Recommendation for a profile",
              responses=responses("invalid-json", "invalid-profile"))
-def recommend(profile: Profile) -> Response:
+async def recommend(profile: Profile) -> Response:
     """The contract v1 Recommendation for a contract v1 Profile (the same JSON as `mbcnav recommend`)."""
     return JSONResponse(evaluate(profile).recommendation)
 
 
 @router.post("/explain", response_model=models.Explanation, summary="Every rule, the facts it saw, its verdict",
              responses=responses("invalid-json", "invalid-profile"))
-def explain(profile: Profile) -> Response:
+async def explain(profile: Profile) -> Response:
     """The trace behind a recommendation: derived facts and every rule's clauses (as `mbcnav explain`)."""
     ev = evaluate(profile)
     return JSONResponse({"facts": ev.facts, "rules": [r.as_dict() for r in ev.results],

@@ -11,6 +11,7 @@ error format the same wherever the lead mounts the router.
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
@@ -21,6 +22,7 @@ from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
+from mbcnav.knowledge.loader import knowledge
 from mbcnav.profile import Profile, ProfileError, parse_profile
 
 MEDIA_TYPE = "application/problem+json"
@@ -163,6 +165,34 @@ async def _check_profile(request: Request) -> Problem | None:
     return None
 
 
+class _Responses:
+    """Recent successful JSON answers keyed by the exact request body (bounded LRU).
+
+    The engine is deterministic for a given knowledge base, so the same bytes always get the same
+    answer; an EHR asking again for the same patient skips validation and evaluation. The key
+    includes the knowledge version, so a new knowledge base never serves an old answer.
+    """
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self.items: OrderedDict[tuple[str, bytes], bytes] = OrderedDict()
+
+    def get(self, key: tuple[str, bytes]) -> bytes | None:
+        value = self.items.get(key)
+        if value is not None:
+            self.items.move_to_end(key)
+        return value
+
+    def put(self, key: tuple[str, bytes], value: bytes) -> None:
+        self.items[key] = value
+        if len(self.items) > self.size:
+            self.items.popitem(last=False)
+
+
+#: Route names whose 200 answers depend only on the request body.
+CACHEABLE = frozenset({"recommend", "explain"})
+
+
 class ProblemRoute(APIRoute):
     """An APIRoute whose request-validation errors and Problems become problem+json responses."""
 
@@ -170,8 +200,20 @@ class ProblemRoute(APIRoute):
         original = super().get_route_handler()
         profile_body = any(getattr(getattr(f, "field_info", None), "annotation", None) is Profile
                            for f in self.dependant.body_params)
+        cache = _Responses() if self.name in CACHEABLE else None
 
         async def handler(request: Request) -> Response:
+            key = (knowledge().version, await request.body()) if cache is not None else None
+            if cache is not None and key is not None:
+                hit = cache.get(key)
+                if hit is not None:
+                    return Response(hit, media_type="application/json")
+            response = await answer(request)
+            if cache is not None and key is not None and response.status_code == 200:
+                cache.put(key, bytes(response.body))
+            return response
+
+        async def answer(request: Request) -> Response:
             if profile_body:
                 problem = await _check_profile(request)
                 if problem is not None:
