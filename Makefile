@@ -9,5 +9,7 @@ test:  ## lint, type-check and run the whole test suite
 	scripts/test
 lint:  ## ruff + mypy + knowledge-base lint
 	.venv/bin/ruff check src tests benchmarks && .venv/bin/mypy && .venv/bin/mbcnav kb lint
-bench:  ## print engine speed figures
+bench:  ## print engine, web and cohort speed figures
 	.venv/bin/python benchmarks/recommend.py
+	.venv/bin/python benchmarks/web.py
+	.venv/bin/python benchmarks/cohort.py --sizes 1000000

@@ -259,14 +259,16 @@ def new_rule(kind: str, group: str, category: str, rule_id: str) -> None:
     click.echo(f"wrote {path}; fill in every TODO, then run `mbcnav kb lint`")
 
 
-def _register_web() -> None:
-    # The web app is optional at import time for the core CLI: import lazily-registered commands.
+def _register_commands() -> None:
+    # These modules import their heavy dependencies (uvicorn, Polars, Spark) inside the commands.
+    from mbcnav.cohort.cli import cohort
     from mbcnav.web.cli import serve_command
 
     main.add_command(serve_command)
+    main.add_command(cohort)
 
 
-_register_web()
+_register_commands()
 
 if __name__ == "__main__":
     main()

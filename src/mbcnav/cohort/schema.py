@@ -28,7 +28,6 @@ Kind = Literal["enum", "int", "float", "bool", "text", "list", "struct"]
 # Fields whose items are drug names, normalised to the contract's generic ids (profile._drug_list).
 DRUG_LISTS = frozenset({("history", "early", "*", "drugs"), ("history", "metastatic", "*", "drugs"), ("given_drugs",)})
 ROW = "_row"          # 1-based position of the record in its file, carried through for error reports
-EXTRA_FIELDS = ("patient_id", "given_drugs")
 
 
 @dataclass(frozen=True)
@@ -46,25 +45,6 @@ class Field:
     factory: bool = False              # a struct the model always builds (tumor, history ...)
     item: Field | None = None          # list element
     fields: tuple[Field, ...] = ()     # struct members
-
-    @property
-    def dotted(self) -> str:
-        return ".".join(self.path)
-
-    @property
-    def is_drug_list(self) -> bool:
-        return self.path in DRUG_LISTS
-
-    def child(self, name: str) -> Field:
-        return next(f for f in self.fields if f.name == name)
-
-    def leaves(self) -> typing.Iterator[Field]:
-        """Every non-struct node below (lists count as leaves: their items are checked with them)."""
-        if self.kind == "struct":
-            for f in self.fields:
-                yield from f.leaves()
-        else:
-            yield self
 
 
 def _unwrap(annotation: Any) -> tuple[Any, list[Any]]:

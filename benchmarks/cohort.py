@@ -1,0 +1,176 @@
+"""Cohort evaluation speed: patients/second and peak memory, next to a raw scan of the same input.
+
+    .venv/bin/python benchmarks/cohort.py                       # 1M and 10M, local engine
+    .venv/bin/python benchmarks/cohort.py --sizes 1000000 --spark 1000000
+    .venv/bin/python benchmarks/cohort.py --sizes 1000000 --compare   # Polars vs DuckDB on the rules
+
+Each measurement runs in its own process, so its peak RSS is its own. Synthetic inputs are made
+once and kept in --dir (seeded: the same files every time). The floor is a scan of the same
+Parquet file with the same reader settings that does nothing else: evaluation cannot beat it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+GIB = 2**30
+
+
+def _child(code: str) -> dict[str, float]:
+    """Run `code` in a fresh interpreter; it prints a JSON dict; add its peak RSS (GiB).
+
+    Peak RSS is VmHWM from /proc: getrusage's ru_maxrss survives exec, so a child started from a
+    big parent would report the parent's size.
+    """
+    wrapper = code + "\nimport json as _j\n" \
+        "_hwm = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM'))\n" \
+        "print(_j.dumps({**RESULT, 'rss': _hwm / 2**20}))"
+    done = subprocess.run([sys.executable, "-c", wrapper], capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise SystemExit(done.stderr[-3000:])
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def synthetic(n: int, folder: Path, seed: int = 1) -> Path:
+    path = folder / f"synthetic-{n}-seed{seed}.parquet"
+    if not path.exists():
+        started = time.perf_counter()
+        from mbcnav.cohort import synth
+
+        synth.write(n, path, synth.Options(seed=seed))
+        print(f"  generated {n:,} synthetic patients in {time.perf_counter() - started:.1f} s -> {path}")
+    return path
+
+
+SCAN = """
+import time
+from pathlib import Path
+from mbcnav.cohort import read
+started = time.perf_counter()
+rows = sum(b.frames[0].height for b in read.read_parquet(Path({path!r}), {batch}))
+RESULT = {{'seconds': time.perf_counter() - started, 'rows': rows}}
+"""
+
+LOCAL = """
+import time
+from pathlib import Path
+from mbcnav.cohort import local
+ev = local.Evaluator()   # knowledge base compiled before the clock starts (as in a long-running service)
+started = time.perf_counter()
+s = local.evaluate(Path({path!r}), Path({out!r}), batch_rows={batch}, evaluator=ev)
+RESULT = {{'seconds': time.perf_counter() - started, 'rows': s.evaluated}}
+"""
+
+SPARK = """
+import time
+from pathlib import Path
+from mbcnav.cohort import spark
+started = spark.session({master!r})
+jvm = started.spark.sparkContext._jvm
+pid = jvm.java.lang.ProcessHandle.current().pid()
+clock = time.perf_counter()
+s, _ = spark.evaluate(Path({path!r}), Path({out!r}), started=started)
+seconds = time.perf_counter() - clock
+status = open(f'/proc/{{pid}}/status').read()
+hwm = next(int(line.split()[1]) for line in status.splitlines() if line.startswith('VmHWM'))
+RESULT = {{'seconds': seconds, 'rows': s.evaluated, 'jvm_start': started.seconds, 'jvm_rss': hwm / 2**20}}
+"""
+
+
+def measure(n: int, folder: Path, batch: int, spark_master: str | None) -> None:
+    path = synthetic(n, folder)
+    print(f"\n{n:,} patients ({path.stat().st_size / 2**20:,.0f} MiB Parquet, nested contract Profiles)")
+    scan = _child(SCAN.format(path=str(path), batch=batch))
+    print(f"  raw scan (floor)   {scan['seconds']:7.2f} s  {n / scan['seconds']:>12,.0f} patients/s  "
+          f"peak RSS {scan['rss']:.2f} GiB")
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        out = Path(tmp) / "results.parquet"
+        if spark_master is None:
+            run = _child(LOCAL.format(path=str(path), out=str(out), batch=batch))
+            print(f"  evaluate (local)   {run['seconds']:7.2f} s  {n / run['seconds']:>12,.0f} patients/s  "
+                  f"peak RSS {run['rss']:.2f} GiB  -> {out.stat().st_size / 2**20:,.0f} MiB results")
+        else:
+            run = _child(SPARK.format(path=str(path), out=str(out), master=spark_master))
+            print(f"  Spark JVM start    {run['jvm_start']:7.2f} s")
+            print(f"  evaluate (spark)   {run['seconds']:7.2f} s  {n / run['seconds']:>12,.0f} patients/s  "
+                  f"driver RSS {run['rss']:.2f} GiB, JVM peak RSS {run['jvm_rss']:.2f} GiB")
+
+
+COMPARE = """
+import time, duckdb, polars as pl
+from pathlib import Path
+from mbcnav.cohort import local, read
+from mbcnav.cohort.plan import build
+ev = local.Evaluator()
+batch = next(read.read_parquet(Path({path!r}), 10**9))
+checked = ev.check(batch.frames[0])
+tables = ev.tables(checked.valid, checked.drug_names)
+facts = ev.derivation.stages(checked.valid.lazy(), tables, ['_row']).collect()
+facts.write_parquet({facts!r})
+plan = build(ev.kb)
+conditions = plan.conditions
+status = plan.steps[0]
+out = {{}}
+def polars_rules():
+    frame = pl.scan_parquet({facts!r}).with_columns([pl.sql_expr(t).alias(n) for n, t in conditions.items()])
+    frame = frame.with_columns([pl.sql_expr(t).alias(n) for n, t in status.items()])
+    return frame.select([pl.col(n).sum() for n in status]).collect()
+def duck_rules():
+    inner = ', '.join(f'{{t}} AS {{n}}' for n, t in conditions.items())
+    outer = ', '.join(f'sum(CAST(({{t}}) AS INTEGER)) AS {{n}}' for n, t in status.items())
+    con = duckdb.connect()
+    return con.sql(f"SELECT {{outer}} FROM (SELECT *, {{inner}} FROM read_parquet('{facts}'))").fetchall()
+for name, fn in (('polars', polars_rules), ('duckdb', duck_rules)):
+    fn()
+    started = time.perf_counter(); fn(); out[name] = time.perf_counter() - started
+RESULT = out
+"""
+
+
+def compare(n: int, folder: Path) -> None:
+    path = synthetic(n, folder)
+    facts = folder / f"facts-{n}.parquet"
+    result = _child(COMPARE.format(path=str(path), facts=str(facts)))
+    print(f"\nrules only ({n:,} patients' facts from Parquet; {len(_plan_sizes())} condition texts + rule status, "
+          "counts):")
+    for engine in ("polars", "duckdb"):
+        print(f"  {engine:7s} {result[engine]:6.2f} s  {n / result[engine]:>12,.0f} patients/s")
+
+
+def _plan_sizes() -> list[str]:
+    from mbcnav.cohort.plan import build
+    from mbcnav.knowledge.loader import knowledge
+
+    return list(build(knowledge()).conditions)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1000000,10000000", help="comma-separated patient counts (local engine)")
+    parser.add_argument("--spark", default="", help="comma-separated patient counts for the Spark engine")
+    parser.add_argument("--master", default="local[*]", help="Spark master")
+    parser.add_argument("--batch", type=int, default=500_000, help="rows per batch (local engine)")
+    parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "mbcnav-bench")
+    parser.add_argument("--compare", action="store_true", help="also time the rules alone in Polars and DuckDB")
+    args = parser.parse_args()
+    args.dir.mkdir(parents=True, exist_ok=True)
+    print(f"machine: {os.cpu_count()} CPUs; batch {args.batch:,} rows")
+    for size in (int(s) for s in args.sizes.split(",") if s):
+        measure(size, args.dir, args.batch, None)
+        if args.compare:
+            compare(size, args.dir)
+    for size in (int(s) for s in args.spark.split(",") if s):
+        measure(size, args.dir, args.batch, args.master)
+
+
+if __name__ == "__main__":
+    main()

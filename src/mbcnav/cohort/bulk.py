@@ -1,0 +1,94 @@
+"""FHIR Bulk Data input: a directory of NDJSON files (one resource per line, any resource types).
+
+Resources are grouped per patient (by `subject` / `patient` reference), each patient's group
+plus the resources it references becomes a Bundle, and the mCODE import
+(`mbcnav.fhir.mcode.import_bundle`) turns it into a contract Profile. That mapping is per patient
+by nature (it reads codes, dates and units resource by resource), so this reader is a Python loop
+over patients; the profiles it yields then go through the same set-wise validation and evaluation
+as any other input. Lines that are not JSON resources are reported with their file and line.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from mbcnav.cohort.read import NDJSON_SUFFIXES, Batch, InputError, _json_batch, no_problems, problems
+from mbcnav.cohort.schema import ROW
+
+
+def _patient_of(resource: dict[str, Any]) -> str | None:
+    if resource.get("resourceType") == "Patient":
+        return str(resource.get("id"))
+    for key in ("subject", "patient", "beneficiary"):
+        holder = resource.get(key)
+        if isinstance(holder, dict) and isinstance(holder.get("reference"), str):
+            reference: str = holder["reference"]
+            return reference.rsplit("Patient/", 1)[-1] if "Patient/" in reference else None
+    return None
+
+
+def _references(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "reference" and isinstance(item, str):
+                yield item
+            else:
+                yield from _references(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _references(item)
+
+
+def read_bulk(path: Path, batch_rows: int) -> Iterator[Batch]:
+    try:
+        from mbcnav.fhir.mcode import import_bundle
+    except ImportError as err:  # the FHIR extra is part of the default install; say so if it is missing
+        raise InputError(f"{path}: FHIR import is not available ({err})") from None
+    per_patient: dict[str, list[dict[str, Any]]] = {}
+    shared: dict[str, dict[str, Any]] = {}
+    bad: list[pl.DataFrame] = []
+    size = 0
+    for file in sorted(p for p in path.iterdir() if p.suffix in NDJSON_SUFFIXES):
+        size += file.stat().st_size
+        with file.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
+                    resource = json.loads(line)
+                except json.JSONDecodeError as err:
+                    bad.append(problems([number], file.name, f"line {number} is not JSON: {err.msg}"))
+                    continue
+                if not isinstance(resource, dict) or "resourceType" not in resource:
+                    bad.append(problems([number], file.name, f"line {number} is not a FHIR resource"))
+                    continue
+                owner = _patient_of(resource)
+                if owner is None:
+                    shared[f"{resource['resourceType']}/{resource.get('id')}"] = resource
+                else:
+                    per_patient.setdefault(owner, []).append(resource)
+    found = pl.concat(bad) if bad else no_problems()
+    records: list[str] = []
+    patients = list(per_patient.items())
+    for start in range(0, len(patients), max(1, batch_rows)):
+        records.clear()
+        for patient_id, resources in patients[start:start + batch_rows]:
+            referenced = {r for res in resources for r in _references(res)}
+            entries = resources + [shared[r] for r in sorted(referenced) if r in shared]
+            bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in entries]}
+            profile = import_bundle(bundle).profile
+            records.append(json.dumps({"patient_id": patient_id, **profile}))
+        lines = pl.DataFrame({
+            ROW: pl.int_range(start + 1, start + 1 + len(records), dtype=pl.UInt64, eager=True),
+            "record": pl.Series(records, dtype=pl.String),
+        })
+        batch = _json_batch(lines, 0)
+        yield Batch(batch.frames, pl.concat([found, batch.problems]), size if start == 0 else 0)
+        found = no_problems()
+    if not patients:
+        yield Batch([], found, size)

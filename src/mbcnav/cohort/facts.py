@@ -1,0 +1,384 @@
+"""Set-wise fact derivation (Polars): validated Profile columns -> the fact columns of facts.yaml.
+
+Same semantics as `mbcnav.facts.derive`, column by column; each block below names the function
+it mirrors. NULL means unknown, exactly where the one-patient code has ``None``. Python's
+``None == x`` is False where SQL's is NULL, so the translations spell out which one a line needs
+(e.g. `local_recurrence`: a missing presentation counts as "not de novo" there, as it does in facts.py).
+
+Lists are read once: sites, conditions and every history entry become bit masks (`tables`), so
+the rules afterwards only read plain columns. The parity test (tests/cohort/test_parity.py)
+holds this module to the one-patient derivation, patient by patient.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import polars as pl
+
+from mbcnav.cohort.tables import CONDITION_BITS, CONDITION_COLUMNS, SITE_BITS, WORD_BITS, NameBits
+from mbcnav.condition import Column
+from mbcnav.facts import (
+    EARLY_RELAPSE_MONTHS,
+    ENDOCRINE_SENSITIVE_MONTHS,
+    MENOPAUSE_AGE,
+    VISCERAL_SITES,
+    DrugClasses,
+)
+
+I64 = pl.Int64
+
+
+@dataclass(frozen=True)
+class BatchTables:
+    """What depends on the names found in one batch: drug names as bits, QT-prolonging medicine names."""
+
+    names: NameBits
+    qt_names: Sequence[str]
+    longest: Mapping[str, int]   # most entries in one patient's history.early / history.metastatic
+
+
+def _f(struct: str, *path: str) -> pl.Expr:
+    expr = pl.col(struct)
+    for name in path:
+        expr = expr.struct.field(name)
+    return expr
+
+
+def _bit(expr: pl.Expr, mask: int) -> pl.Expr:
+    return (expr & pl.lit(mask, I64)) != 0
+
+
+def _any_bit(exprs: Sequence[pl.Expr], masks: Sequence[int]) -> pl.Expr:
+    """Is any of these mask bits set, over the words of a multi-word mask?"""
+    tests = [_bit(e, m) for e, m in zip(exprs, masks, strict=True) if m]
+    return pl.any_horizontal(tests) if tests else pl.lit(False)
+
+
+def _code_bits(codes: pl.Expr, word: int, words: int) -> pl.Expr:
+    """2**code for the codes in this word (0 for others): distinct codes give distinct powers."""
+    codes = codes.cast(I64)
+    power = pl.lit(2, I64).pow(codes - WORD_BITS * word).cast(I64)
+    return power if words == 1 else pl.when(codes // WORD_BITS == word).then(power).otherwise(pl.lit(0, I64))
+
+
+def _mask(values: pl.Expr, codes: Callable[[pl.Expr], pl.Expr], word: int = 0, words: int = 1) -> pl.Expr:
+    """OR of the bits of a list's items: the sum over its distinct item bits (0 when empty)."""
+    return values.list.eval(_code_bits(codes(pl.element()), word, words)).list.unique().list.sum().fill_null(0)
+
+
+def _position(values: Sequence[str]) -> Callable[[pl.Expr], pl.Expr]:
+    """An item's position in `values` (its bit), through an Enum of exactly those values."""
+    enum = pl.Enum(list(values))
+
+    def code(element: pl.Expr) -> pl.Expr:
+        return element.cast(enum, strict=False).to_physical()
+
+    return code
+
+
+class Derivation:
+    """Polars expressions for every fact column, staged so each intermediate is computed once."""
+
+    def __init__(self, columns: Mapping[str, Column], drugs: DrugClasses) -> None:
+        self.columns = columns
+        self.drugs = drugs
+        self.flag_classes = [c for c in drugs.flag_classes if f"met_{c}" in columns]
+        self.flag_drugs = [d for d in drugs.flag_drugs if f"met_{d}" in columns]
+
+    def flag(self, names: NameBits, kind: str, flag: str) -> tuple[int, ...]:
+        """Mask of the batch's drug names that carry a history flag (a class, or a drug itself)."""
+        def test(ids: tuple[str, ...]) -> bool:
+            expanded = self.drugs.expand(ids)
+            return flag in (self.drugs.classes_of(expanded) if kind == "class" else expanded)
+
+        return names.having(test)
+
+    def enum(self, name: str) -> pl.Enum:
+        return pl.Enum(sorted(self.columns[name].allowed))
+
+    def lit(self, name: str, value: str) -> pl.Expr:
+        return pl.lit(value, dtype=self.enum(name))
+
+    def known(self, expr: pl.Expr, name: str) -> pl.Expr:
+        """facts._known: 'unknown' -> NULL, re-typed to the fact's own values."""
+        return expr.cast(self.enum(name), strict=False)
+
+    # -- stage 1: lists -> masks ------------------------------------------------------------------
+
+    def lists(self, tables: BatchTables) -> list[pl.Expr]:
+        names = tables.names
+        enum = pl.Enum(list(names.names))
+        words = range(names.words)
+
+        def codes(element: pl.Expr) -> pl.Expr:
+            return element.cast(enum, strict=False).to_physical()
+
+        def drugs_mask(entry_drugs: pl.Expr, w: int) -> pl.Expr:
+            return _mask(entry_drugs, codes, w, names.words)
+
+        drugs = pl.element().struct.field("drugs")
+        met, early = _f("history", "metastatic"), _f("history", "early")
+        return [
+            met.list.eval(pl.struct([
+                *(drugs_mask(drugs, w).alias(f"m{w}") for w in words),
+                (pl.element().struct.field("outcome") == "progressed").fill_null(False).alias("progressed"),
+            ])).alias("_met"),
+            early.list.eval(pl.struct([
+                *(drugs_mask(drugs, w).alias(f"m{w}") for w in words),
+                pl.element().struct.field("months_since_end").alias("months"),
+            ])).alias("_early"),
+            _mask(_f("disease", "sites"), _position(list(SITE_BITS))).alias("_sites"),
+            _mask(_f("health", "conditions"), _position(list(CONDITION_BITS))).alias("_conditions"),
+            pl.col("current_medications").list.eval(pl.element().is_in(list(tables.qt_names))).list.any()
+            .fill_null(False).alias("taking_qt_drug"),
+        ]
+
+    # -- stage 2: facts ---------------------------------------------------------------------------
+
+    def facts(self, names: NameBits) -> list[pl.Expr]:
+        return [*self._person(), *self._tumor(), *self._disease(), *self._health(), *self._history(names)]
+
+    def _person(self) -> list[pl.Expr]:
+        """facts._menopause."""
+        male = pl.col("sex") == "male"
+        status = self.known(pl.col("menopausal_status"), "menopause")
+        suppressed = pl.col("ovarian_function_suppressed").fill_null(False)
+        post = (status == "post") | suppressed
+        pre = status.is_in(["pre", "peri"])
+        old = pl.col("age") >= MENOPAUSE_AGE
+        return [
+            pl.col("sex").cast(self.enum("sex")).alias("sex"),
+            pl.col("age"),
+            pl.when(male).then(self.lit("menopause", "not_applicable")).otherwise(status).alias("menopause"),
+            pl.when(male).then(False).when(post).then(True).when(pre).then(False).when(old).then(True)
+            .otherwise(None).alias("postmenopausal"),
+            pl.when(male).then(False).when(post).then(False).when(pre).then(True).when(old).then(False)
+            .otherwise(None).alias("needs_ovarian_suppression"),
+            suppressed.alias("ovarian_suppressed"),
+        ]
+
+    def _tumor(self) -> list[pl.Expr]:
+        """facts.derive (receptors, HER2, genes), hormone_receptor, her2_category, subtype."""
+        t = pl.col("tumor")
+        er, pr = self.known(t.struct.field("er"), "er"), self.known(t.struct.field("pr"), "pr")
+        ihc, ish = _f("tumor", "her2", "ihc"), _f("tumor", "her2", "ish")
+        hr = pl.when(er.is_in(["positive", "low"]) | (pr == "positive")).then(self.lit("hr", "positive")).when(
+            (er == "negative") & (pr == "negative")).then(self.lit("hr", "negative")).otherwise(None)
+        her2 = (
+            pl.when((ish == "amplified") | (ihc == "3+")).then(self.lit("her2", "positive"))
+            .when(ihc == "2+").then(pl.when(ish == "not_amplified").then(self.lit("her2", "low")).otherwise(None))
+            .when(ihc == "1+").then(self.lit("her2", "low"))
+            .when(ihc == "ultralow").then(self.lit("her2", "ultralow"))
+            .when(ihc == "0").then(self.lit("her2", "zero"))
+            .otherwise(None)
+        )
+        her2_negative = pl.when(pl.col("her2").is_not_null()).then(pl.col("her2") != "positive").when(
+            ish == "not_amplified").then(True).otherwise(None)
+        positive_hr = pl.col("hr") == "positive"
+        subtype = (
+            pl.when(pl.col("hr").is_null() | pl.col("her2_negative").is_null()).then(None)
+            .when(~pl.col("her2_negative")).then(
+                pl.when(positive_hr).then(self.lit("subtype", "hr_positive_her2_positive"))
+                .otherwise(self.lit("subtype", "hr_negative_her2_positive")))
+            .otherwise(
+                pl.when(positive_hr).then(self.lit("subtype", "hr_positive_her2_negative"))
+                .otherwise(self.lit("subtype", "triple_negative")))
+        )
+        genes = {g: self.known(t.struct.field(g), g) for g in ("pik3ca", "akt1", "pten", "esr1")}
+        gbrca = self.known(t.struct.field("germline_brca"), "gbrca")
+        # Later expressions read earlier ones by name: `stages` runs these in dependency order.
+        return [
+            er.alias("er"), pr.alias("pr"), hr.alias("hr"), (er == "low").alias("er_low"), her2.alias("her2"),
+            her2_negative.alias("her2_negative"), ((ihc == "2+") & (ish == "not_done")).alias("her2_equivocal"),
+            subtype.alias("subtype"),
+            *(e.alias(g) for g, e in genes.items()),
+            ((genes["pik3ca"] == "mutated") | (genes["akt1"] == "mutated") | (genes["pten"] == "altered"))
+            .alias("pi3k_pathway_altered"),
+            gbrca.alias("gbrca"), gbrca.is_in(["brca1", "brca2"]).alias("gbrca_mutated"),
+            self.known(t.struct.field("germline_palb2"), "gpalb2").alias("gpalb2"),
+            t.struct.field("pdl1_cps").alias("pdl1_cps"),
+            self.known(t.struct.field("msi"), "msi").alias("msi"),
+            t.struct.field("tmb").alias("tmb"),
+            self.known(t.struct.field("ntrk_fusion"), "ntrk").alias("ntrk"),
+        ]
+
+    def _disease(self) -> list[pl.Expr]:
+        """facts._disease_facts: a brain_metastases entry with a count other than 0 adds 'brain'."""
+        d = pl.col("disease")
+        known = d.struct.field("sites").is_not_null()
+        brain = d.struct.field("brain_metastases")
+        count = brain.struct.field("count")
+        has_brain = brain.is_not_null()
+        brain_bit = SITE_BITS["brain"]
+        added = known & has_brain & (count.is_null() | (count != 0))
+        sites = pl.col("_sites") | pl.when(added).then(pl.lit(brain_bit, I64)).otherwise(pl.lit(0, I64))
+        visceral = sum(SITE_BITS[s] for s in VISCERAL_SITES)
+        local = SITE_BITS["chest_wall"] | SITE_BITS["breast"]
+        brain_mets = pl.when(has_brain).then(count.is_null() | (count != 0)).when(known).then(
+            _bit(pl.col("_sites"), brain_bit)).otherwise(None)
+        no_brain = pl.col("brain_mets").not_().fill_null(False)
+        presentation = d.struct.field("presentation")
+        return [
+            known.alias("sites_known"),
+            *(pl.when(known).then(_bit(sites, bit)).alias(f"site_{s}") for s, bit in SITE_BITS.items()),
+            pl.when(known).then(_bit(sites, visceral)).alias("visceral"),
+            pl.when(known).then(sites == SITE_BITS["bone"]).alias("bone_only"),
+            pl.when(known).then(sites.bitwise_count_ones().cast(pl.Float64)).alias("site_count"),
+            *(d.struct.field(n).alias(n) for n in ("visceral_crisis", "symptomatic", "spinal_cord_compression",
+                                                   "oligometastatic")),
+            brain_mets.alias("brain_mets"),
+            pl.when(no_brain).then(False).otherwise(brain.struct.field("active")).alias("brain_active"),
+            pl.when(no_brain).then(False).otherwise(brain.struct.field("symptomatic")).alias("brain_symptomatic"),
+            count.cast(pl.Float64).alias("brain_count"),
+            pl.when(known).then(_bit(sites, local) & (presentation.is_null() | (presentation != "de_novo")))
+            .alias("local_recurrence"),
+            presentation.cast(self.enum("presentation"), strict=False).alias("presentation"),
+        ]
+
+    def _health(self) -> list[pl.Expr]:
+        h = pl.col("health")
+        return [
+            h.struct.field("ecog").alias("ecog"),
+            h.struct.field("lvef_percent").alias("lvef"),
+            *(_bit(pl.col("_conditions"), bit).alias(CONDITION_COLUMNS[c]) for c, bit in CONDITION_BITS.items()),
+        ]
+
+    def _history(self, names: NameBits) -> list[pl.Expr]:
+        """facts._history_facts, _endocrine_sensitivity and _relapse_within over the name masks."""
+        words = range(names.words)
+        met_all = [pl.col(f"_met_all{w}") for w in words]
+        any_all = [pl.col(f"_met_all{w}") | pl.col(f"_early_all{w}") for w in words]
+        out: list[pl.Expr] = []
+        for kind, flags in (("class", self.flag_classes), ("drug", self.flag_drugs)):
+            for flag in flags:
+                mask = self.flag(names, kind, flag)
+                out.append(_any_bit(met_all, mask).alias(f"met_{flag}"))
+                out.append(_any_bit(any_all, mask).alias(f"prior_{flag}"))
+
+        def has(cls: str) -> pl.Expr:
+            return self.entry_has(names, cls)
+
+        def met_count(cls: str) -> pl.Expr:
+            return pl.col("_met").list.eval(has(cls).cast(pl.Int32)).list.sum().cast(pl.Float64)
+
+        lines = _f("history", "metastatic").list.len()
+        out += [
+            lines.cast(pl.Float64).alias("met_lines"),
+            (lines + 1).cast(pl.Float64).alias("line"),
+            met_count("chemotherapy").alias("met_chemo_lines"),
+            met_count("anti_her2").alias("met_antiher2_lines"),
+            met_count("endocrine").alias("met_endocrine_lines"),
+            (_f("history", "metastatic").list.last().struct.field("outcome") == "ongoing").fill_null(False)
+            .alias("on_treatment"),
+            pl.col("_met").list.eval(has("endocrine") & pl.element().struct.field("progressed")).list.any()
+            .fill_null(False).alias("progressed_on_et_met"),
+        ]
+        out += self._early()
+        return out
+
+    TIMED: ClassVar[dict[str, str]] = {"endocrine": "_et", "chemotherapy": "_chemo", "anti_her2": "_antiher2"}
+
+    def all_entries(self, tables: BatchTables) -> list[pl.Expr]:
+        """OR of the entry masks: one item per position up to the batch's longest history."""
+        out = []
+        for part, column in (("metastatic", "_met"), ("early", "_early")):
+            for w in range(tables.names.words):
+                items = [pl.col(column).list.get(j, null_on_oob=True).struct.field(f"m{w}").fill_null(0)
+                         for j in range(tables.longest.get(part, 0))]
+                total = items[0] if items else pl.lit(0, I64)
+                for item in items[1:]:
+                    total = total | item
+                out.append(total.cast(I64).alias(f"{column}_all{w}"))
+        return out
+
+    def summaries(self, names: NameBits) -> list[pl.Expr]:
+        """Per-patient counts and shortest intervals over early treatment, one list pass each.
+
+        Kept as columns so the CASE expressions below read them instead of re-walking the lists.
+        """
+        months = pl.element().struct.field("months")
+        early = pl.col("_early")
+        out = [
+            early.list.eval(months.is_null().cast(pl.Int32)).list.sum().alias("_early_missing"),
+            # List min/sum take a slow path when lists hold nulls: fill them past any real value first.
+            early.list.eval(months.fill_null(_NEVER)).list.min().alias("_early_min"),
+        ]
+        for cls, prefix in {**self.TIMED, "immunotherapy": "_immuno"}.items():
+            has = self.entry_has(names, cls)
+            out.append(early.list.eval(has.cast(pl.Int32)).list.sum().alias(f"{prefix}_n"))
+            if cls in self.TIMED:
+                missing = early.list.eval((has & months.is_null()).cast(pl.Int32)).list.sum()
+                out.append(missing.alias(f"{prefix}_missing"))
+                # Months of the entries with this class, others pushed past any real value (min ignores nulls).
+                pushed = (months + (~has).cast(pl.Float64) * _NEVER).fill_null(_NEVER)
+                out.append(early.list.eval(pushed).list.min().alias(f"{prefix}_min_raw"))
+        return out
+
+    def entry_has(self, names: NameBits, cls: str) -> pl.Expr:
+        """Inside list.eval over entries: does this entry include a drug of the class?"""
+        entry = [pl.element().struct.field(f"m{w}") for w in range(names.words)]
+        return _any_bit(entry, self.flag(names, "class", cls))
+
+    def _early(self) -> list[pl.Expr]:
+        def shortest(prefix: str) -> pl.Expr:
+            raw = pl.col(f"{prefix}_min_raw")
+            return pl.when(raw < _NEVER).then(raw)
+
+        def relapse(prefix: str) -> pl.Expr:
+            n, missing = pl.col(f"{prefix}_n"), pl.col(f"{prefix}_missing")
+            return (pl.when(n == 0).then(False).when(shortest(prefix) <= EARLY_RELAPSE_MONTHS).then(True)
+                    .when(missing > 0).then(None).otherwise(False))
+
+        et_n, et_missing, et_min = pl.col("_et_n"), pl.col("_et_missing"), shortest("_et")
+        progressed = pl.col("progressed_on_et_met")
+        resistant, sensitive = self.lit("endocrine_sensitivity", "resistant"), self.lit(
+            "endocrine_sensitivity", "sensitive")
+        limit = ENDOCRINE_SENSITIVE_MONTHS
+        sensitivity = (
+            pl.when(progressed).then(resistant)
+            .when(et_n == 0).then(sensitive)
+            .when(et_missing > 0).then(pl.when(et_min <= limit).then(resistant).otherwise(None))
+            .when(et_min <= limit).then(resistant).otherwise(sensitive)
+        )
+        et_free = (
+            pl.when(progressed).then(et_min)
+            .when(et_n == 0).then(None)
+            .when(et_missing > 0).then(pl.when(et_min <= limit).then(et_min).otherwise(None))
+            .otherwise(et_min)
+        )
+        count = _f("history", "early").list.len()
+        return [
+            (et_n > 0).alias("early_endocrine"),
+            (pl.col("_chemo_n") > 0).alias("early_chemo"),
+            (pl.col("_antiher2_n") > 0).alias("early_antiher2"),
+            (pl.col("_immuno_n") > 0).alias("early_immunotherapy"),
+            sensitivity.alias("endocrine_sensitivity"),
+            et_free.cast(pl.Float64).alias("et_free_months"),
+            pl.when((count == 0) | (pl.col("_early_missing") > 0)).then(None).otherwise(pl.col("_early_min"))
+            .cast(pl.Float64).alias("dfi_months"),
+            relapse("_chemo").alias("chemo_relapse_6m"),
+            relapse("_antiher2").alias("antiher2_relapse_6m"),
+        ]
+
+    # -- the whole derivation ---------------------------------------------------------------------
+
+    def stages(self, frame: pl.LazyFrame, tables: BatchTables, keep: Sequence[str]) -> pl.LazyFrame:
+        """Validated profile columns -> fact columns (+ `keep`), in dependency order."""
+        staged = frame.with_columns(self.lists(tables)).with_columns(
+            [*self.summaries(tables.names), *self.all_entries(tables)])
+        facts = self.facts(tables.names)
+        first = [e for e in facts if e.meta.output_name() in _FIRST]
+        second = [e for e in facts if e.meta.output_name() in _SECOND]
+        rest = [e for e in facts if e.meta.output_name() not in _FIRST | _SECOND]
+        staged = staged.with_columns(first).with_columns(second).with_columns(rest)
+        return staged.select([*keep, *self.columns])
+
+
+_NEVER = 1e12  # months: beyond any interval a profile can hold (600 at most)
+
+# Facts other facts read by name (see the pl.col("...") references above).
+_FIRST = frozenset({"hr", "her2", "progressed_on_et_met"})
+_SECOND = frozenset({"her2_negative", "brain_mets"})

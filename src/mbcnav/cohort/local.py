@@ -1,0 +1,195 @@
+"""The local engine: Polars, batch by batch, results written atomically.
+
+Memory is bounded by the batch (one Parquet row group, or `batch_rows` lines of text), whatever
+the input size. Each batch is validated, turned into facts and evaluated set-wise, then appended
+to a temporary Parquet file beside the output; only a complete run renames it into place
+(`os.replace`), so a crash never leaves a half-written results file. Rejected rows go to
+``<results>.errors.csv`` (row number, patient id when readable, field, message), written the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+from mbcnav.cohort import read
+from mbcnav.cohort.facts import BatchTables, Derivation
+from mbcnav.cohort.plan import build
+from mbcnav.cohort.rules import PolarsPlan
+from mbcnav.cohort.schema import ROW
+from mbcnav.cohort.tables import name_bits, qt_names
+from mbcnav.cohort.validate import Checked, DrugNames, canonical_schema, check
+from mbcnav.knowledge.loader import Knowledge, knowledge
+
+Progress = Callable[[int], None]
+DEFAULT_BATCH_ROWS = 500_000  # ~0.8 GiB peak with the reader and writer threads
+KEEP = (ROW, "patient_id", "given_drugs")
+
+
+@dataclass
+class Summary:
+    read: int = 0          # records found in the input
+    evaluated: int = 0     # patients in the results
+    rejected: int = 0      # records reported in the errors file and skipped
+    seconds: float = 0.0
+    errors_path: Path | None = None
+
+    @property
+    def per_second(self) -> float:
+        return self.evaluated / self.seconds if self.seconds else 0.0
+
+
+class Evaluator:
+    """Knowledge base compiled for cohorts once; `batch` evaluates one validated frame."""
+
+    def __init__(self, kb: Knowledge | None = None) -> None:
+        self.kb = kb or knowledge()
+        self.derivation = Derivation(self.kb.columns, self.kb.drug_classes)
+        self.plan = build(self.kb)
+        self.polars = PolarsPlan(self.plan)
+        self.names = DrugNames()
+
+    def check(self, frame: pl.DataFrame, names_hint: set[str] | None = None) -> Checked:
+        return check(frame, self.names, names_hint)
+
+    def tables(self, valid: pl.DataFrame, drug_names: Iterable[str]) -> BatchTables:
+        history = pl.col("history")
+        found = valid.select(
+            pl.col("current_medications").explode().drop_nulls().unique().implode().alias("meds"),
+            history.struct.field("early").list.len().max().alias("early"),
+            history.struct.field("metastatic").list.len().max().alias("metastatic"),
+        ).row(0, named=True)
+        longest = {part: int(found[part] or 0) for part in ("early", "metastatic")}
+        return BatchTables(name_bits(drug_names, self.names.known), qt_names(self.kb, found["meds"] or []), longest)
+
+    def results(self, valid: pl.DataFrame, drug_names: Iterable[str]) -> pl.DataFrame:
+        tables = self.tables(valid, drug_names)
+        facts = self.derivation.stages(valid.lazy(), tables, KEEP)
+        generic = {n: "|".join(ids) for n, ids in tables.names.ids.items() if ids != (n,)}
+        return self.polars.evaluate(facts, tables.names, generic)
+
+
+def batches(path: Path, batch_rows: int) -> tuple[str, Iterator[read.Batch]]:
+    fmt = read.detect(path)
+    if fmt == "parquet":
+        return fmt, read.read_parquet(path, batch_rows)
+    if fmt == "ndjson":
+        return fmt, read.read_ndjson(path, batch_rows)
+    if fmt == "csv":
+        return fmt, read.read_csv(path, batch_rows)
+    from mbcnav.cohort import bulk  # FHIR Bulk Data: only imported when asked for
+
+    return fmt, bulk.read_bulk(path, batch_rows)
+
+
+@contextmanager
+def atomic(path: Path) -> Iterator[Path]:
+    """A temporary path in the same directory, renamed over `path` only if the block completes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def errors_path(out: Path) -> Path:
+    return out.with_name(out.name.removesuffix(".parquet") + ".errors.csv")
+
+
+def evaluate(
+    source: Path,
+    out: Path,
+    *,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    progress: Progress | None = None,
+    evaluator: Evaluator | None = None,
+) -> Summary:
+    """INPUT -> RESULTS.parquet (+ RESULTS.errors.csv when rows were rejected).
+
+    Reading the next batch and writing the last results run in background threads (Arrow
+    releases the GIL), overlapping with the evaluation of the current batch.
+    """
+    started = time.perf_counter()
+    ev = evaluator or Evaluator()
+    summary = Summary()
+    problems: list[pl.DataFrame] = []
+    _, source_batches = batches(source, batch_rows)
+    with atomic(out) as tmp, ThreadPoolExecutor(1) as reading, ThreadPoolExecutor(1) as writing:
+        writer: pq.ParquetWriter | None = None
+        written: Future[None] | None = None
+        try:
+            upcoming = reading.submit(next, source_batches, None)
+            while (batch := upcoming.result()) is not None:
+                upcoming = reading.submit(next, source_batches, None)
+                table = _evaluate_batch(ev, batch, summary, problems)
+                if table is not None:
+                    if written is not None:
+                        written.result()
+                    writer = writer or _writer(tmp, table.schema)
+                    written = writing.submit(writer.write_table, table)
+                if progress:
+                    progress(batch.size)
+            if written is not None:
+                written.result()
+            if writer is None:
+                writer = _writer(tmp, arrow_schema(ev))
+        finally:
+            if writer is not None:
+                writer.close()
+    errors = pl.concat(problems) if problems else None
+    summary.rejected = 0 if errors is None else errors.select(ROW).n_unique()
+    target = errors_path(out)
+    if errors is not None:
+        with atomic(target) as tmp:
+            errors.sort(ROW, maintain_order=True).rename({ROW: "row"}).write_csv(tmp)
+        summary.errors_path = target
+    else:
+        target.unlink(missing_ok=True)  # a stale errors file from an earlier run would mislead
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+# Min/max statistics only where a reader can use them to skip row groups: for the list columns
+# they cost a third of the write time and say nothing.
+STATISTICS = ["row", "subtype", "her2_category", "decision_point", "line", "concordance"]
+
+
+def _writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
+    return pq.ParquetWriter(path, schema, write_statistics=[c for c in STATISTICS if c in schema.names])
+
+
+def _evaluate_batch(ev: Evaluator, batch: read.Batch, summary: Summary, problems: list[pl.DataFrame]) -> pa.Table:
+    checked = [ev.check(frame, batch.drug_names) for frame in batch.frames]
+    undecodable = batch.problems.select(ROW).unique()
+    # A row with a cell that could not be decoded is rejected as a whole (CSV JSON cells).
+    valid = [c.valid.join(undecodable, on=ROW, how="anti") if undecodable.height else c.valid
+             for c in checked if c.valid.height]
+    found = [batch.problems, *(c.problems for c in checked)]
+    problems.extend(f for f in found if f.height)
+    summary.read += sum(f.height for f in batch.frames) + batch.problems.select(ROW).n_unique()
+    if not valid:
+        return None
+    names = {n for c in checked for n in c.drug_names}
+    table = ev.results(pl.concat(valid, how="vertical_relaxed"), names).to_arrow()
+    summary.evaluated += table.num_rows
+    return table
+
+
+def arrow_schema(ev: Evaluator) -> pa.Schema:
+    """The results file's schema (for readers that want it without running anything)."""
+    empty = pl.DataFrame(schema=canonical_schema()).with_columns(pl.lit(0, pl.UInt64).alias(ROW))
+    return ev.results(empty, []).to_arrow().schema

@@ -1,0 +1,283 @@
+"""Read cohort files in batches: Parquet, CSV or NDJSON of contract Profiles.
+
+Each batch is a Polars frame with the row number (``_row``, 1-based position of the record in
+its file: the line number for NDJSON, the data row for CSV) and the top-level columns as found.
+Types are not trusted here: `validate.conform` turns whatever was read into the canonical types
+and reports what it could not. Records that cannot even be decoded (a line that is not JSON) are
+returned as problems with their row number, never dropped.
+
+- Parquet: nested columns shaped like the Profile (`schema.input_schema`), read one row group at
+  a time so memory stays bounded whatever the file size.
+- NDJSON: one Profile object per line (plus the optional `patient_id` and `given_drugs`).
+- CSV: one column per scalar field, named by its dotted path (`tumor.her2.ihc`); list and object
+  fields (`disease.sites`, `history.metastatic`, `given_drugs`, ...) hold JSON text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+from mbcnav.cohort.schema import ROW, Field, dtype, profile_tree
+
+PROBLEM_SCHEMA = pl.Schema({ROW: pl.UInt64(), "field": pl.String(), "message": pl.String()})
+PARQUET_SUFFIXES = (".parquet", ".pq")
+NDJSON_SUFFIXES = (".ndjson", ".jsonl", ".json")
+
+
+class InputError(ValueError):
+    """The input as a whole cannot be read (missing, unknown format); nothing was evaluated."""
+
+
+@dataclass
+class Batch:
+    frames: list[pl.DataFrame]  # _row + columns as read (parts may differ in inferred types)
+    problems: pl.DataFrame      # _row, field, message: records that could not be decoded at all
+    size: int                   # progress units this batch stands for (rows or bytes)
+    drug_names: set[str] | None = None   # every drug name the batch may hold, when the reader knows
+
+
+def problems(rows: list[int], field: str, message: str) -> pl.DataFrame:
+    return pl.DataFrame(
+        {ROW: pl.Series(rows, dtype=pl.UInt64), "field": [field] * len(rows), "message": [message] * len(rows)},
+        schema=PROBLEM_SCHEMA,
+    )
+
+
+def no_problems() -> pl.DataFrame:
+    return pl.DataFrame(schema=PROBLEM_SCHEMA)
+
+
+def detect(path: Path) -> str:
+    """parquet | ndjson | csv | fhir, from the suffix (a directory: its files)."""
+    if path.is_dir():
+        files = [p for p in path.iterdir() if p.is_file()]
+        if any(p.suffix in PARQUET_SUFFIXES for p in files):
+            return "parquet"
+        if any(p.suffix in NDJSON_SUFFIXES for p in files):
+            return "fhir"
+        raise InputError(f"{path}: a directory must hold Parquet files or FHIR Bulk Data NDJSON files")
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.suffix in PARQUET_SUFFIXES:
+        return "parquet"
+    if path.suffix in NDJSON_SUFFIXES:
+        return "ndjson"
+    if path.suffix == ".csv":
+        return "csv"
+    raise InputError(f"{path}: unknown format; use .parquet, .csv, .ndjson/.jsonl or a FHIR Bulk Data directory")
+
+
+def parquet_files(path: Path) -> list[Path]:
+    return sorted(p for p in path.iterdir() if p.suffix in PARQUET_SUFFIXES) if path.is_dir() else [path]
+
+
+def total(path: Path, fmt: str) -> int:
+    """Progress units for the whole input: rows for Parquet (footer) and CSV (a count), else bytes."""
+    if fmt == "parquet":
+        return sum(pq.ParquetFile(p).metadata.num_rows for p in parquet_files(path))
+    if fmt == "csv":
+        return int(pl.scan_csv(path, infer_schema=False).select(pl.len()).collect().item())
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.iterdir() if p.is_file())
+    return path.stat().st_size
+
+
+def _dictionary_columns(file: Path) -> list[str]:
+    """Text leaves to keep dictionary-encoded: enumerations and drug names repeat a few values, and
+    decoding them to strings costs more than the whole rule evaluation (patient ids do not repeat)."""
+    schema = pq.ParquetFile(file).schema
+    return [c.path for c in schema if c.physical_type == "BYTE_ARRAY" and c.path != "patient_id"]
+
+
+def read_parquet(path: Path, batch_rows: int) -> Iterator[Batch]:
+    """Batches of about `batch_rows`, assembled from whole row groups (or slices of large ones).
+
+    Arrow cannot hand out a batch that spans row groups while keeping nested columns
+    dictionary-encoded, so row groups are read one by one and joined here.
+    """
+    start = 1
+    pending: list[pl.DataFrame] = []
+    names: set[str] | None = set()
+    size = 0
+    for file in parquet_files(path):
+        reader = pq.ParquetFile(file, read_dictionary=_dictionary_columns(file))
+        for group in range(reader.metadata.num_row_groups):
+            for record_batch in reader.iter_batches(batch_size=batch_rows, row_groups=[group]):
+                found = _dictionary_drug_names(record_batch)
+                names = None if names is None or found is None else names | found
+                frame = pl.from_arrow(record_batch)
+                assert isinstance(frame, pl.DataFrame)
+                rows = pl.int_range(start, start + frame.height, dtype=pl.UInt64).alias(ROW)
+                pending.append(frame.with_columns(rows))
+                start += frame.height
+                size += frame.height
+                if size >= batch_rows:
+                    yield Batch([pl.concat(pending, how="vertical_relaxed")], no_problems(), size, names)
+                    pending, size, names = [], 0, set()
+    if pending:
+        yield Batch([pl.concat(pending, how="vertical_relaxed")], no_problems(), size, names)
+
+
+def _dictionary_drug_names(batch: pa.RecordBatch) -> set[str] | None:
+    """Drug names from the dictionaries of the drug columns: a few values, however many rows.
+
+    None when a drug column is not dictionary-encoded (then validation finds the names itself).
+    """
+    out: set[str] = set()
+    schema = batch.schema
+    columns: list[pa.Array] = []
+    if "history" in schema.names:
+        history = batch.column("history")
+        for part in ("early", "metastatic"):
+            if history.type.get_field_index(part) < 0:
+                continue
+            entries = history.field(part)
+            if not pa.types.is_list(entries.type) and not pa.types.is_large_list(entries.type):
+                return None
+            inner = entries.values
+            if inner.type.get_field_index("drugs") < 0:
+                continue
+            columns.append(inner.field("drugs").values)
+    if "given_drugs" in schema.names:
+        columns.append(batch.column("given_drugs").values)
+    for column in columns:
+        if not pa.types.is_dictionary(column.type):
+            return None
+        out.update(v for v in column.dictionary.to_pylist() if v is not None)
+    return out
+
+
+def _decode(lines: pl.DataFrame, column: str) -> tuple[list[pl.DataFrame], pl.DataFrame]:
+    """JSON text -> struct column, with types inferred over the batch.
+
+    Inference fails when rows disagree on a field's shape (an object here, a string there); then
+    the batch is split in halves until each part decodes, so one odd row costs a few extra
+    decodes, not a per-row loop. Parts keep their own types (validate.conform unifies them);
+    a single row that still fails is a problem row.
+    """
+    try:
+        decoded = lines[column].str.json_decode(infer_schema_length=None)
+        return [lines.with_columns(decoded)], no_problems()
+    except pl.exceptions.ComputeError as err:
+        if lines.height == 1:
+            detail = str(err).splitlines()[0]
+            return [], problems([int(lines[ROW][0])], "record", f"cannot be read as JSON: {detail}")
+    half = lines.height // 2
+    left, left_problems = _decode(lines.slice(0, half), column)
+    right, right_problems = _decode(lines.slice(half), column)
+    return left + right, pl.concat([left_problems, right_problems])
+
+
+def _decode_as(part: pl.DataFrame, column: str, target: pl.DataType) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """JSON text -> the field's own type (CSV cells); rows that do not fit are problems."""
+    try:
+        return part.with_columns(pl.col(column).str.json_decode(target)), no_problems()
+    except pl.exceptions.ComputeError as err:
+        if part.height == 1:
+            detail = str(err).splitlines()[0]
+            message = f"cannot be read as JSON of the expected shape: {detail}"
+            found = problems([int(part[ROW][0])], column, message)
+            return part.clear().with_columns(pl.col(column).cast(target)), found
+    half = part.height // 2
+    left, left_problems = _decode_as(part.slice(0, half), column, target)
+    right, right_problems = _decode_as(part.slice(half), column, target)
+    return pl.concat([left, right]), pl.concat([left_problems, right_problems])
+
+
+def read_ndjson(path: Path, batch_rows: int) -> Iterator[Batch]:
+    line_no = 0
+    with path.open("rb") as handle:
+        while True:
+            chunk = handle.readlines(max(1, batch_rows) * 512)  # a size hint: ~batch_rows average lines
+            if not chunk:
+                return
+            size = sum(len(c) for c in chunk)
+            text = pl.Series("record", chunk, dtype=pl.Binary).cast(pl.String, strict=False)
+            lines = pl.DataFrame({ROW: pl.int_range(line_no + 1, line_no + 1 + len(chunk), dtype=pl.UInt64, eager=True),
+                                  "record": text})
+            line_no += len(chunk)
+            yield _json_batch(lines, size)
+
+
+def _json_batch(lines: pl.DataFrame, size: int) -> Batch:
+    record = pl.col("record")
+    lines = lines.filter(record.is_null() | (record.str.strip_chars() != ""))  # blank lines are not records
+    # json_path_match("$") is null for text that is not JSON: a vectorised syntax check.
+    is_object = record.str.json_path_match("$").str.starts_with("{").fill_null(False)
+    bad = lines.filter(~is_object)
+    good = lines.filter(is_object)
+    found = [problems(bad[ROW].to_list(), "record", "not a JSON object (each line must hold one profile)")]
+    frames: list[pl.DataFrame] = []
+    if good.height:
+        parts, decode_problems = _decode(good, "record")
+        found.append(decode_problems)
+        frames = [p.select(ROW, pl.col("record").struct.unnest()) for p in parts if p.height]
+    return Batch(frames, pl.concat(found), size)
+
+
+def read_csv(path: Path, batch_rows: int) -> Iterator[Batch]:
+    tree = profile_tree()
+    scan = pl.scan_csv(path, infer_schema=False, row_index_name=ROW, row_index_offset=1)
+    for chunk in scan.collect_batches(chunk_size=batch_rows):
+        raw = chunk.with_columns(pl.col(ROW).cast(pl.UInt64))
+        frame, found = _nest(raw, tree)
+        yield Batch([frame], found, raw.height)
+
+
+def _nest(raw: pl.DataFrame, tree: Field) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Dotted CSV columns -> nested columns; JSON text in list and object fields is decoded."""
+    found = [no_problems()]
+    flat = raw.select(ROW)
+    for name in raw.columns:
+        if name == ROW:
+            continue
+        node = _find(tree, tuple(name.split(".")))
+        value = pl.when(pl.col(name).str.strip_chars() == "").then(None).otherwise(pl.col(name)).alias(name)
+        if node is not None and node.kind in ("list", "struct"):
+            part = raw.select(ROW, value).filter(pl.col(name).is_not_null())
+            part, problem = _decode_as(part, name, dtype(node))
+            found.append(problem)
+            flat = flat.join(part, on=ROW, how="left")
+        else:
+            flat = flat.with_columns(raw.select(value).to_series())
+    return flat.select(ROW, *_assemble(flat.columns)), pl.concat(found)
+
+
+def _find(tree: Field, path: tuple[str, ...]) -> Field | None:
+    node: Field | None = tree
+    for part in path:
+        if node is None or node.kind != "struct":
+            return None
+        node = next((f for f in node.fields if f.name == part), None)
+    return node
+
+
+def _assemble(columns: list[str]) -> list[pl.Expr]:
+    """Group dotted names into nested structs: tumor.er + tumor.her2.ihc -> tumor{er, her2{ihc}}."""
+    groups: dict[str, list[str]] = {}
+    for name in columns:
+        if name != ROW:
+            groups.setdefault(name.split(".", 1)[0], []).append(name)
+    out: list[pl.Expr] = []
+    for head, names in groups.items():
+        out.append(_struct(head, [n for n in names]).alias(head))
+    return out
+
+
+def _struct(prefix: str, names: list[str]) -> pl.Expr:
+    """A CSV row cannot say "an empty object": an object whose cells are all empty is missing."""
+    if names == [prefix]:
+        return pl.col(prefix)
+    children: dict[str, list[str]] = {}
+    for name in names:
+        rest = name[len(prefix) + 1:]
+        children.setdefault(rest.split(".", 1)[0], []).append(name)
+    parts = [_struct(f"{prefix}.{child}", sub).alias(child) for child, sub in children.items()]
+    empty = pl.all_horizontal([pl.col(n).is_null() for n in names])
+    return pl.when(empty).then(None).otherwise(pl.struct(parts))

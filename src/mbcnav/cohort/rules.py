@@ -1,0 +1,136 @@
+"""Evaluate the plan with Polars: the knowledge base's condition texts through `polars.sql_expr`.
+
+Each condition text becomes one boolean column, then the plan's SQL (status, safety net, tests,
+decision point, concordance) runs over those columns, then the booleans become the output lists
+in the engine's ranked order. Nothing here loops over patients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import polars as pl
+
+from mbcnav.cohort.facts import _any_bit, _mask
+from mbcnav.cohort.plan import CONCORDANCE, TRIAL, Plan
+from mbcnav.cohort.schema import ROW
+from mbcnav.cohort.tables import WORD_BITS, NameBits
+
+SUBTYPES = ("hr_positive_her2_negative", "hr_positive_her2_positive", "hr_negative_her2_positive",
+            "triple_negative", "unknown")
+HER2_CATEGORIES = ("positive", "low", "ultralow", "zero", "unknown")
+LIST_COLUMNS = ("options_preferred", "options_alternative", "options_selected_cases", "local_and_supportive",
+                "tests_to_consider", "safety_flags")
+
+
+class PolarsPlan:
+    """The plan's texts parsed once into Polars expressions, reused for every batch."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.conditions = [pl.sql_expr(text).alias(name) for name, text in plan.conditions.items()]
+        self.steps = [[pl.sql_expr(text).alias(name) for name, text in step.items()] for step in plan.steps]
+        self.lists: dict[str, list[tuple[str, str]]] = {
+            **{f"options_{tier}": [(f"_o_{i}", i) for i in ids] for tier, ids in plan.options.items()},
+            "local_and_supportive": [(f"_o_{i}", i) for i in plan.local],
+            "tests_to_consider": [(f"_t_{i}", i) for i in plan.tests],
+            "safety_flags": plan.safety_flags(),
+        }
+
+    def given(self, names: NameBits) -> list[pl.Expr]:
+        """What the concordance SQL reads about the treatment given (`_g_<drug>`, `_given_n`, ...).
+
+        Brand names count as their generic drugs: the masks below are per typed name.
+        """
+        masks = [pl.col(f"_gmask{w}") for w in range(names.words)]
+        known = {*self.plan.given, *self.plan.not_systemic, TRIAL}
+        parts = self.plan.parts
+        flags = {f"_g_{d}": _any_bit(masks, names.having(lambda ids, d=d: d in parts(ids)))  # type: ignore[misc]
+                 for d in self.plan.given}
+        count = pl.sum_horizontal([f.cast(pl.Int32) for f in flags.values()]) if flags else pl.lit(0)
+        other = _any_bit(masks, names.having(lambda ids: any(i not in known for i in parts(ids))))
+        return [
+            *(e.alias(n) for n, e in flags.items()),
+            count.alias("_given_n"),
+            other.alias("_given_other"),
+            _any_bit(masks, names.having(lambda ids: TRIAL in parts(ids))).alias("_given_trial"),
+            (pl.col("given_drugs").is_null() | ((count == 0) & ~other)).alias("_given_none"),
+        ]
+
+    def given_masks(self, names: NameBits) -> list[pl.Expr]:
+        enum = pl.Enum(list(names.names))
+
+        def codes(element: pl.Expr) -> pl.Expr:
+            return element.cast(enum, strict=False).to_physical()
+
+        return [_mask(pl.col("given_drugs"), codes, w, names.words).alias(f"_gmask{w}") for w in range(names.words)]
+
+    def evaluate(self, facts: pl.LazyFrame, names: NameBits, generic: Mapping[str, str]) -> pl.DataFrame:
+        # Masks first, as columns: expressions over lists are not shared between the flags that read them.
+        frame = facts.with_columns(self.given_masks(names)).with_columns(self.given(names)).with_columns(
+            self.conditions)
+        for step in self.steps:
+            frame = frame.with_columns(step)
+        masks = {name: _masks(items) for name, items in self.lists.items()}
+        scalar = frame.select([
+            *self.scalars(generic),
+            *(m.alias(f"{name}#{w}") for name, ms in masks.items() for w, m in enumerate(ms)),
+        ]).collect()
+        return scalar.select([
+            *(pl.col(c) for c in scalar.columns if "#" not in c and c != "_concordance"),
+            *(_as_lists(scalar, name, items).alias(name) for name, items in self.lists.items()),
+        ]).select(OUTPUT_COLUMNS)
+
+    def scalars(self, generic: Mapping[str, str]) -> list[pl.Expr]:
+        given = pl.col("given_drugs")
+        if generic:  # brand names -> generic ids, only when the batch has any
+            given = given.list.eval(pl.element().replace(dict(generic)).str.split("|").explode()).list.unique(
+                maintain_order=True)
+        return [
+            pl.coalesce(pl.col("patient_id"), pl.format("row-{}", pl.col(ROW))).alias("patient_id"),
+            pl.col(ROW).alias("row"),
+            pl.col("subtype").cast(pl.Enum(SUBTYPES)).fill_null("unknown").alias("subtype"),
+            pl.col("her2").cast(pl.Enum(HER2_CATEGORIES)).fill_null("unknown").alias("her2_category"),
+            _label(pl.col("_decision_point"), self.plan.decision_points).alias("decision_point"),
+            pl.col("line").cast(pl.Int32).alias("line"),
+            given.alias("given_drugs"),
+            _label(pl.col("_concordance"), CONCORDANCE).alias("concordance"),
+        ]
+
+
+OUTPUT_COLUMNS = ("patient_id", "row", "subtype", "her2_category", "decision_point", "line", *LIST_COLUMNS,
+                  "given_drugs", "concordance")
+
+
+def _masks(items: Sequence[tuple[str, str]]) -> list[pl.Expr]:
+    """One Int64 per 62 items: bit i set when item i's column is true."""
+    out = []
+    for start in range(0, max(len(items), 1), WORD_BITS):
+        chunk = items[start:start + WORD_BITS]
+        bits = [pl.when(pl.col(c)).then(pl.lit(1 << i, pl.Int64)).otherwise(pl.lit(0, pl.Int64))
+                for i, (c, _) in enumerate(chunk)]
+        out.append(pl.sum_horizontal(bits) if bits else pl.lit(0, pl.Int64))
+    return out
+
+
+def _as_lists(frame: pl.DataFrame, name: str, items: Sequence[tuple[str, str]]) -> pl.Expr:
+    """Mask words -> list of ids in the given order, through the few distinct masks a cohort has.
+
+    Building a list per row from dozens of booleans costs more than everything before it; a
+    cohort has only a few thousand distinct combinations, so each is spelled out once.
+    """
+    parts = []
+    for w, start in enumerate(range(0, max(len(items), 1), WORD_BITS)):
+        ids = [i for _, i in items[start:start + WORD_BITS]]
+        column = f"{name}#{w}"
+        table = {m: [ids[b] for b in range(len(ids)) if m >> b & 1] for m in frame[column].unique().to_list()}
+        parts.append(pl.col(column).replace_strict(table, return_dtype=pl.List(pl.Enum(ids))))
+    if len(parts) == 1:
+        return parts[0]
+    every = pl.Enum([i for _, i in items])
+    return pl.concat_list([p.cast(pl.List(every)) for p in parts])
+
+
+def _label(position: pl.Expr, labels: Sequence[str]) -> pl.Expr:
+    """Position -> its label, as an Enum (the plan answers with positions)."""
+    return pl.lit(pl.Series(labels, dtype=pl.Enum(list(labels)))).gather(position)

@@ -1,0 +1,38 @@
+"""FHIR Bulk Data directories go through the mCODE import, one bundle per patient."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from mbcnav.cohort import local
+from tests.fhir import bundles as b
+
+
+def _write(folder: Path, name: str, resources: list[dict[str, Any]], extra: str = "") -> None:
+    (folder / name).write_text("\n".join(json.dumps(r) for r in resources) + "\n" + extra, encoding="utf-8")
+
+
+def test_bulk_directory_is_grouped_per_patient(tmp_path: Path) -> None:
+    folder = tmp_path / "bulk"
+    folder.mkdir()
+    patients = [b.patient(pid="p1"), b.patient(pid="p2", birth="1950-01-01")]
+    p1 = [b.er(b.POSITIVE), b.pr(b.POSITIVE), b.her2_ihc(valueCodeableConcept=b.concept(
+        b.coding(b.SNOMED, "260385009", "Negative")))]
+    p2 = [dict(o, subject={"reference": "Patient/p2"}) for o in (b.er(b.NEGATIVE), b.pr(b.NEGATIVE))]
+    _write(folder, "Patient.ndjson", patients)
+    _write(folder, "Observation.ndjson", p1 + p2, extra="not json\n")
+    summary = local.evaluate(folder, tmp_path / "r.parquet")
+    assert summary.evaluated == 2
+    assert summary.errors_path is not None
+    errors = pl.read_csv(summary.errors_path)
+    assert errors["field"].to_list() == ["Observation.ndjson"]
+    results = pl.read_parquet(tmp_path / "r.parquet").sort("patient_id")
+    assert results["patient_id"].to_list() == ["p1", "p2"]
+    # p1: ER+/PR+, HER2 negative by IHC; p2: ER-/PR-, HER2 never tested -> subtype unknown, a test to consider.
+    assert results["subtype"].cast(pl.String).to_list() == ["hr_positive_her2_negative", "unknown"]
+    assert "her2_scoring" in results["tests_to_consider"][1].cast(pl.String).to_list() or \
+        "receptors" in results["tests_to_consider"][1].cast(pl.String).to_list()

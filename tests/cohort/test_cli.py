@@ -1,0 +1,38 @@
+"""`mbcnav cohort synth | evaluate | report` end to end, through the click group."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+from click.testing import CliRunner
+
+from mbcnav.cohort.cli import cohort
+
+
+def test_synth_evaluate_report(tmp_path: Path) -> None:
+    runner = CliRunner()
+    source, results, html = tmp_path / "c.parquet", tmp_path / "r.parquet", tmp_path / "report.html"
+    done = runner.invoke(cohort, ["synth", "1500", "--out", str(source), "--seed", "3", "--malformed-rate", "0.02"])
+    assert done.exit_code == 0, done.output
+    done = runner.invoke(cohort, ["evaluate", str(source), "--out", str(results), "--batch-rows", "500"])
+    assert done.exit_code == 0, done.output
+    assert "patients evaluated" in done.stdout and "patients/s" in done.stdout
+    assert "rows rejected and skipped" in done.stderr and "evaluating" in done.stderr  # progress bar
+    frame = pl.read_parquet(results)
+    assert 1_400 < frame.height < 1_500
+    assert frame.columns == ["patient_id", "row", "subtype", "her2_category", "decision_point", "line",
+                             "options_preferred", "options_alternative", "options_selected_cases",
+                             "local_and_supportive", "tests_to_consider", "safety_flags", "given_drugs", "concordance"]
+    assert (tmp_path / "r.errors.csv").exists()
+    done = runner.invoke(cohort, ["report", str(results), "--html", str(html)])
+    assert done.exit_code == 0, done.output
+    assert "<svg" in html.read_text()
+
+
+def test_unreadable_input_exits_2(tmp_path: Path) -> None:
+    bad = tmp_path / "cohort.xlsx"
+    bad.write_bytes(b"PK")
+    done = CliRunner().invoke(cohort, ["evaluate", str(bad), "--out", str(tmp_path / "r.parquet")])
+    assert done.exit_code == 2 and "unknown format" in done.stderr
+    assert not (tmp_path / "r.parquet").exists()

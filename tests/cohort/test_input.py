@@ -1,0 +1,132 @@
+"""Bad input: every malformed row is reported with its row number and field, skipped and counted.
+
+Never silently dropped, never stops the run; the results file is only ever complete or absent.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from mbcnav.cohort import local, synth
+from mbcnav.cohort.read import InputError
+from tests.cohort.conftest import records
+
+GOOD: dict[str, Any] = {"sex": "female", "age": 64, "menopausal_status": "post",
+                        "tumor": {"er": "positive", "pr": "positive", "her2": {"ihc": "1+"}},
+                        "disease": {"sites": ["bone"]}}
+
+
+def _ndjson(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _errors(summary: local.Summary) -> dict[int, list[str]]:
+    assert summary.errors_path is not None
+    errors = pl.read_csv(summary.errors_path)
+    return {row: [f for f in fields] for row, fields in errors.group_by("row").agg("field").sort("row").iter_rows()}
+
+
+def test_malformed_ndjson_rows_are_reported_by_row_and_field_and_skipped(tmp_path: Path) -> None:
+    lines = [
+        json.dumps({**GOOD, "patient_id": "ok-1", "given_drugs": ["Kisqali", "Femara"]}),
+        json.dumps({**GOOD, "age": "abc"}),
+        "this is not json",
+        json.dumps({**GOOD, "tumor": {"er": "Positive", "colour": "red"}}),
+        "",
+        json.dumps({**GOOD, "history": {"metastatic": [{"drugs": ["aspirinx"], "outcome": "progressed"}]}}),
+        json.dumps({**GOOD, "tumor": "positive"}),
+        json.dumps({"sex": "male", "menopausal_status": "post"}),
+        json.dumps({**GOOD, "disease": {"sites": ["bone", "moon"]}}),
+        json.dumps({**GOOD, "patient_id": "ok-2"}),
+    ]
+    out = tmp_path / "results.parquet"
+    summary = local.evaluate(_ndjson(tmp_path / "in.ndjson", lines), out)
+    assert (summary.read, summary.evaluated, summary.rejected) == (9, 2, 7)
+    assert _errors(summary) == {
+        2: ["age"], 3: ["record"], 4: ["tumor.er", "tumor.colour"],
+        6: ["history.metastatic[0].drugs[0]"], 7: ["tumor"], 8: ["menopausal_status"], 9: ["disease.sites[1]"],
+    }
+    results = pl.read_parquet(out)
+    assert results["patient_id"].to_list() == ["ok-1", "ok-2"]
+    assert results["row"].to_list() == [1, 10]
+    assert results["given_drugs"][0].to_list() == ["ribociclib", "letrozole"]  # brand names -> generic ids
+    message = pl.read_csv(summary.errors_path).filter(pl.col("row") == 6)["message"][0]  # type: ignore[arg-type]
+    assert "unknown drug name 'aspirinx'" in message
+
+
+def test_csv_with_dotted_columns_and_json_cells(tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text(
+        "patient_id,sex,age,tumor.er,tumor.her2.ihc,disease.sites,history.metastatic,given_drugs\n"
+        'a,female,70,positive,1+,"[""bone""]","[{""drugs"": [""letrozole"", ""palbociclib""], '
+        '""outcome"": ""progressed""}]","[""fulvestrant""]"\n'
+        "b,female,seventy,positive,1+,,,\n"
+        'c,female,55,negative,0,"[""liver""]",not json,\n'
+        "d,male,,unknown,,,,\n",
+        encoding="utf-8",
+    )
+    summary = local.evaluate(source, tmp_path / "out.parquet")
+    assert (summary.evaluated, summary.rejected) == (2, 2)
+    assert _errors(summary) == {2: ["age"], 3: ["history.metastatic"]}
+    results = pl.read_parquet(tmp_path / "out.parquet").sort("row")
+    assert results["patient_id"].to_list() == ["a", "d"]
+    assert results["decision_point"][0] == "second-line systemic therapy"
+    assert results["subtype"][1] == "unknown"
+
+
+def test_all_three_formats_give_the_same_results(tmp_path: Path) -> None:
+    frames = []
+    for suffix in (".parquet", ".ndjson", ".csv"):
+        source = tmp_path / f"cohort{suffix}"
+        synth.write(400, source, synth.Options(seed=7, malformed_rate=0.05))
+        summary = local.evaluate(source, tmp_path / f"out{suffix}.parquet")
+        assert summary.rejected > 5
+        frames.append(pl.read_parquet(tmp_path / f"out{suffix}.parquet").sort("row"))
+    for other in frames[1:]:
+        assert other.to_dicts() == frames[0].to_dicts()
+
+
+def test_a_crash_leaves_no_half_written_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = tmp_path / "in.parquet"
+    synth.write(3_000, source, synth.Options(seed=3))
+    out = tmp_path / "results.parquet"
+    out.write_bytes(b"previous results")
+    calls = 0
+    real = local.Evaluator.results
+
+    def failing(self: local.Evaluator, valid: pl.DataFrame, names: Any) -> pl.DataFrame:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RuntimeError("disk full")
+        return real(self, valid, names)
+
+    monkeypatch.setattr(local.Evaluator, "results", failing)
+    with pytest.raises(RuntimeError, match="disk full"):
+        local.evaluate(source, out, batch_rows=1_000)
+    assert out.read_bytes() == b"previous results"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet", "results.parquet"]  # no temporary left
+
+
+def test_unreadable_input_is_an_error_not_an_empty_result(tmp_path: Path) -> None:
+    text = tmp_path / "x.txt"
+    text.write_text("sex: female")
+    with pytest.raises(InputError, match="unknown format"):
+        local.evaluate(text, tmp_path / "o.parquet")
+    with pytest.raises(InputError, match="no such file"):
+        local.evaluate(tmp_path / "missing.parquet", tmp_path / "o.parquet")
+
+
+def test_batches_do_not_change_results(tmp_path: Path) -> None:
+    source = tmp_path / "in.parquet"
+    synth.write(2_500, source, synth.Options(seed=11), chunk_rows=700)
+    one = local.evaluate(source, tmp_path / "one.parquet", batch_rows=10_000)
+    many = local.evaluate(source, tmp_path / "many.parquet", batch_rows=600)
+    assert one.evaluated == many.evaluated == len(records(source))
+    assert pl.read_parquet(tmp_path / "one.parquet").to_dicts() == pl.read_parquet(tmp_path / "many.parquet").to_dicts()

@@ -1,0 +1,98 @@
+"""Equality is the contract: cohort results = the one-patient engine's, patient by patient.
+
+20,000 generated patients on the local engine (15,000 realistic, 5,000 drawn over every value the
+contract allows, brand names and unknowns included), and 2,000 of them on Spark (local[2], one
+session for this module), plus 400 rows with deliberate errors: both engines must reject exactly
+the rows the Profile model rejects, naming the same fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from mbcnav.cohort import local
+from mbcnav.knowledge.loader import knowledge
+from mbcnav.profile import ProfileError, parse_profile
+from tests.cohort.conftest import N_MALFORMED, N_REALISTIC, N_SPARK, N_WIDE, mismatches, records
+from tests.cohort.reference import expected as engine_expected
+from tests.cohort.reference import strip_nulls
+
+
+def _profile_rejects(rows: list[dict[str, Any]]) -> set[int]:
+    rejected = set()
+    for number, row in enumerate(rows, 1):
+        try:
+            parse_profile(strip_nulls({k: v for k, v in row.items() if k not in ("patient_id", "given_drugs")}))
+        except ProfileError:
+            rejected.add(number)
+    return rejected
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[Any]:
+    from mbcnav.cohort.spark import session
+
+    started = session("local[2]")
+    yield started
+    started.spark.stop()
+
+
+def test_local_engine_equals_the_one_patient_engine_on_20000_patients(
+    realistic: Path, wide_ndjson: Path, expected: dict[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    evaluated = 0
+    for source in (realistic, wide_ndjson):
+        out = tmp_path / f"{source.stem}.results.parquet"
+        summary = local.evaluate(source, out, batch_rows=6_000)
+        assert summary.rejected == 0, summary.errors_path and summary.errors_path.read_text()[:2000]
+        results = pl.read_parquet(out)
+        wrong = list(mismatches(results, expected[source.name]))
+        assert not wrong, f"{len(wrong)} of {results.height} differ, e.g.\n" + "\n".join(wrong[:10])
+        evaluated += results.height
+    assert evaluated == N_REALISTIC + N_WIDE >= 20_000
+
+
+def test_unknowns_are_exercised(expected: dict[str, list[dict[str, Any]]]) -> None:
+    """The parity above is only as good as its coverage: every output value and test occurs."""
+    rows = [r for part in expected.values() for r in part]
+    assert {r["subtype"] for r in rows} >= {"unknown", "triple_negative", "hr_positive_her2_negative"}
+    assert {r["her2_category"] for r in rows} == {"positive", "low", "ultralow", "zero", "unknown"}
+    assert {r["concordance"] for r in rows} == {"concordant", "discordant", "unknown"}
+    tests = {t for r in rows for t in r["tests_to_consider"]}
+    assert {"esr1_ctdna", "pik3ca_akt1_pten", "receptors", "her2_scoring", "germline_brca"} <= tests
+    flags = {f for r in rows for f in r["safety_flags"]}
+    assert flags >= {"pregnancy_contraindicated_drugs", "spinal_cord_compression"}
+
+
+def test_spark_engine_equals_the_one_patient_engine_and_rejects_what_the_model_rejects(
+    spark: Any, spark_input: Path, expected: dict[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    from mbcnav.cohort.spark import evaluate
+
+    rows = records(spark_input)
+    half = N_SPARK // 2  # spark_input: the first rows of each parity input, then malformed ones
+    tail = rows[N_SPARK:]
+    rejected = {N_SPARK + n for n in _profile_rejects(tail)}
+    assert len(rejected) > 0.2 * N_MALFORMED
+    kb = knowledge()
+    wanted = expected["realistic.parquet"][:half] + expected["wide.ndjson"][:half] + [
+        {} if N_SPARK + n in rejected else engine_expected(r, kb) for n, r in enumerate(tail, 1)]
+
+    spark_summary, _ = evaluate(spark_input, tmp_path / "spark.parquet", started=spark)
+    local_summary = local.evaluate(spark_input, tmp_path / "local.parquet")
+    results = pl.read_parquet(tmp_path / "spark.parquet" / "*.parquet")
+    assert results.height == spark_summary.evaluated == len(rows) - len(rejected)
+    wrong = list(mismatches(results, wanted))
+    assert not wrong, f"{len(wrong)} of {results.height} differ, e.g.\n" + "\n".join(wrong[:10])
+
+    assert local_summary.errors_path and spark_summary.errors_path
+    local_errors = pl.read_csv(local_summary.errors_path)
+    spark_errors = pl.read_csv(spark_summary.errors_path)
+    assert set(local_errors["row"]) == set(spark_errors["row"]) == rejected
+    by_row = local_errors.group_by("row").agg(pl.col("field").sort()).sort("row")
+    assert by_row.equals(spark_errors.group_by("row").agg(pl.col("field").sort()).sort("row"))
