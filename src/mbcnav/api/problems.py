@@ -118,17 +118,25 @@ async def _from_validation(request: Request, exc: RequestValidationError, profil
     if profile_body and all(e["loc"][:1] == ("body",) for e in errors):
         # Re-validate the raw body with the engine's own parser, so the messages are exactly the
         # ones the CLI and mbcnav.recommend() give (field named, allowed values listed).
-        try:
-            raw = json.loads(await request.body() or b"null")
-        except ValueError:
-            return _invalid_json()
-        try:
-            parse_profile(raw)
-        except ProfileError as err:
-            return profile_problem(err)
+        _, problem = _engine_parse(await request.body())
+        if problem is not None:
+            return problem
     pairs = [(".".join(str(p) for p in e["loc"][1:] if p != "body") or str(e["loc"][0]), str(e["msg"]))
              for e in errors]
     return Problem("invalid-request", "; ".join(f"{f}: {m}" for f, m in pairs), pairs)
+
+
+def _engine_parse(body: bytes) -> tuple[Any, Problem | None]:
+    """The JSON body and, if the engine's own parser rejects it, the problem to answer with."""
+    try:
+        raw = json.loads(body or b"null")
+    except ValueError:
+        return None, _invalid_json()
+    try:
+        parse_profile(raw)
+    except ProfileError as err:
+        return raw, profile_problem(err)
+    return raw, None
 
 
 def _where(loc: Sequence[int | str]) -> str:
@@ -145,14 +153,9 @@ async def _check_profile(request: Request) -> Problem | None:
     are what a client sees; the strict pass then holds the API to its OpenAPI document.
     """
     body = await request.body()
-    try:
-        raw = json.loads(body or b"null")
-    except ValueError:
-        return _invalid_json()
-    try:
-        parse_profile(raw)
-    except ProfileError as err:
-        return profile_problem(err)
+    raw, problem = _engine_parse(body)
+    if problem is not None:
+        return problem
     ihc = ((raw.get("tumor") or {}).get("her2") or {}).get("ihc", "0")
     if not isinstance(ihc, str):
         message = f"{ihc!r} must be text, one of '0', 'ultralow', '1+', '2+', '3+' or 'unknown'"
