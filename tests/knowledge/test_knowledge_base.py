@@ -88,3 +88,19 @@ def test_a_drug_missing_from_the_catalogue_fails_to_load(tmp_path: Path) -> None
     rule.write_text(rule.read_text().replace("[ribociclib, palbociclib", "[ribocyclib, palbociclib"))
     with pytest.raises(KnowledgeError, match="'ribocyclib' is not in the catalogue"):
         load(copy)
+
+
+def test_compiled_cache_round_trips_and_is_keyed_by_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mbcnav.engine import evaluate, recommend
+    from mbcnav.knowledge.loader import load_cached
+
+    monkeypatch.setenv("MBCNAV_CACHE_DIR", str(tmp_path / "cache"))
+    first = load_cached()
+    files = list((tmp_path / "cache").glob("knowledge-*.pickle"))
+    assert len(files) == 1 and first.version in files[0].name
+    second = load_cached()  # from the pickle: the evaluator is rebuilt from the conditions' Python text
+    profile = {"sex": "female", "age": 64, "menopausal_status": "post", "tumor": {"er": "positive"}}
+    assert second is not first
+
+    assert evaluate(profile, second).recommendation == evaluate(profile, first).recommendation
+    assert recommend(profile)["knowledge_version"] == first.version

@@ -370,6 +370,19 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mbcnav"
 
 
+def _code_fingerprint() -> str:
+    """Python version plus a hash of the modules whose objects are pickled.
+
+    The data hash alone is not enough: the same data loaded by changed code (a new field on
+    Knowledge, a changed compiler) must not come back from an old cache file.
+    """
+    digest = hashlib.sha256(sys.version.encode())
+    package = resources.files("mbcnav")
+    for name in ("knowledge/loader.py", "knowledge/schema.py", "condition.py", "facts.py"):
+        digest.update((package / name).read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def load_cached(root: Traversable | None = None) -> Knowledge:
     """Load through a compiled cache keyed by the data version (like .pyc files for rules).
 
@@ -379,7 +392,7 @@ def load_cached(root: Traversable | None = None) -> Knowledge:
     """
     root = root or data_root()
     version = _version(root)
-    path = _cache_dir() / f"knowledge-{version}-py{sys.version_info.major}{sys.version_info.minor}.pickle"
+    path = _cache_dir() / f"knowledge-{version}-{_code_fingerprint()}.pickle"
     try:
         with path.open("rb") as handle:
             cached = pickle.load(handle)  # our own cache file, written below
