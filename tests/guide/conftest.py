@@ -6,6 +6,7 @@ import shutil
 import socket
 import threading
 from collections.abc import Iterator
+from datetime import datetime
 from email import message_from_bytes
 from email.message import Message
 from pathlib import Path
@@ -17,6 +18,7 @@ from sqlalchemy import Engine
 
 from mbcnav.guide.db import make_engine, migrate, sqlite_url
 from mbcnav.guide.model import Guide
+from mbcnav.guide.sender import Sender
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -107,3 +109,20 @@ def smtp() -> Iterator[SmtpServer]:
     server.start()
     yield server
     server.stop()
+
+
+def race(senders: list[Sender], now: datetime) -> list[int]:
+    """Start every sender's run_once at the same moment; return how many each delivered."""
+    start = threading.Barrier(len(senders))
+    counts: list[int] = []
+
+    def work(sender: Sender) -> None:
+        start.wait()
+        counts.append(sender.run_once(now=now))
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in senders]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return counts

@@ -20,7 +20,7 @@ from mbcnav.guide.db import make_engine, outbox, rate_events
 from mbcnav.guide.export import SUBJECT, HeaderInjectionError, guide_email
 from mbcnav.guide.model import Guide
 from mbcnav.guide.outbox import EmlFolderTransport, InvalidRecipient, MessageStatus, Outbox, Sender, SmtpTransport
-from tests.guide.conftest import SmtpServer
+from tests.guide.conftest import SmtpServer, race
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 FROM = "guide@mbcnav.example.org"
@@ -162,18 +162,7 @@ def test_two_senders_racing_deliver_each_message_once(db_url: str, engine: Engin
     ids = {box.enqueue(f"reader{i}@example.com", guide, now=T0) for i in range(24)}
     engines = [make_engine(db_url), make_engine(db_url)]
     senders = [smtp_sender(e, smtp, batch_size=50) for e in engines]
-    start = threading.Barrier(2)
-    counts: list[int] = []
-
-    def work(sender: Sender) -> None:
-        start.wait()
-        counts.append(sender.run_once(now=T0))
-
-    threads = [threading.Thread(target=work, args=(s,)) for s in senders]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    counts = race(senders, T0)
     for e in engines:
         e.dispose()
     assert sum(counts) == 24

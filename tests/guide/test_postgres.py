@@ -13,7 +13,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +24,7 @@ from mbcnav.guide.db import make_engine, migrate
 from mbcnav.guide.model import Guide
 from mbcnav.guide.outbox import EmlFolderTransport, Outbox, Sender
 from mbcnav.guide.store import GuideStore
+from tests.guide.conftest import race
 from tests.guide.test_db import schema_drift
 
 pytestmark = pytest.mark.postgres
@@ -116,18 +116,7 @@ def test_outbox_and_racing_senders_on_postgres(pg_url: str, pg: Engine, guide: G
     ids = {box.enqueue(f"reader{i}@example.com", guide, now=T0) for i in range(12)}
     engines = [make_engine(pg_url), make_engine(pg_url)]
     senders = [Sender(e, EmlFolderTransport(tmp_path / f"out{n}"), batch_size=50) for n, e in enumerate(engines)]
-    start = threading.Barrier(2)
-    counts: list[int] = []
-
-    def work(sender: Sender) -> None:
-        start.wait()
-        counts.append(sender.run_once(now=T0))
-
-    threads = [threading.Thread(target=work, args=(s,)) for s in senders]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    counts = race(senders, T0)
     for e in engines:
         e.dispose()
     written = [p.stem for n in range(2) if (tmp_path / f"out{n}").exists() for p in (tmp_path / f"out{n}").iterdir()]
