@@ -54,7 +54,7 @@ def mbcnav_app() -> Any:
     from mbcnav.web.settings import Settings
 
     return create_app(Settings(data_dir=Path(os.environ["MBCNAV_BENCH_DIR"]), sender_enabled=False,
-                               _env_file=None))  # type: ignore[call-arg]
+                               _env_file=None))
 
 
 def free_port() -> int:
@@ -143,16 +143,16 @@ def raw_request(method: str, path: str, body: bytes = b"", cookie: str = "") -> 
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-async def run_raw(base: str, make: Callable[[int], bytes], concurrency: int, total: int,
+async def run_raw(base: str, make: Callable[[int, int], bytes], concurrency: int, total: int,
                   start: int = 0) -> tuple[list[float], float]:
     host, port = base.removeprefix("http://").split(":")
     latencies: list[float] = []
     counter = iter(range(start, start + total))
     connections = [RawConnection(host, int(port)) for _ in range(concurrency)]
 
-    async def worker(conn: RawConnection) -> None:
+    async def worker(k: int, conn: RawConnection) -> None:
         for i in counter:
-            raw = make(i)
+            raw = make(i, k)
             t0 = time.perf_counter()
             status = await conn.request(raw)
             latencies.append(time.perf_counter() - t0)
@@ -161,7 +161,7 @@ async def run_raw(base: str, make: Callable[[int], bytes], concurrency: int, tot
 
     try:
         t0 = time.perf_counter()
-        await asyncio.gather(*(worker(c) for c in connections))
+        await asyncio.gather(*(worker(k, c) for k, c in enumerate(connections)))
         elapsed = time.perf_counter() - t0
     finally:
         for conn in connections:
@@ -169,15 +169,15 @@ async def run_raw(base: str, make: Callable[[int], bytes], concurrency: int, tot
     return latencies, elapsed
 
 
-async def run(base: str, request: Request, concurrency: int, total: int, cookies: httpx.Cookies | None = None,
-              start: int = 0) -> tuple[list[float], float]:
+async def run(base: str, request: Request, concurrency: int, total: int,
+              cookies: list[httpx.Cookies] | None = None, start: int = 0) -> tuple[list[float], float]:
     latencies: list[float] = []
     counter = iter(range(start, start + total))
     # One client (one keep-alive connection) per simulated user: a single shared httpx pool
     # serialises on its own lock under concurrency and would measure itself, not the server.
-    clients = [httpx.AsyncClient(base_url=base, cookies=cookies, timeout=30,
+    clients = [httpx.AsyncClient(base_url=base, cookies=cookies[k % len(cookies)] if cookies else None, timeout=30,
                                  limits=httpx.Limits(max_connections=1, max_keepalive_connections=1))
-               for _ in range(concurrency)]
+               for k in range(concurrency)]
 
     async def worker(client: httpx.AsyncClient) -> None:
         for i in counter:
@@ -198,7 +198,11 @@ async def run(base: str, request: Request, concurrency: int, total: int, cookies
 
 
 def options_session(base: str) -> httpx.Cookies:
-    """A session holding the example profile and two guide questions, as a real visitor's would."""
+    """A session holding the example profile and two guide questions, as a real visitor's would.
+
+    Each simulated visitor gets a session of their own (own CSRF token, so own cookie): the page
+    is measured as many visitors with the same answers see it, not as one cookie replayed.
+    """
     with httpx.Client(base_url=base) as client:
         page = client.get("/").text
         token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
@@ -224,10 +228,12 @@ class Endpoint:
 
     def __init__(self, name: str, method: str, path: str, body: Callable[[int], bytes] | None = None) -> None:
         self.name, self.method, self.path, self.body = name, method, path, body
-        self.cookie = ""
+        self.cookies: list[str] = []
 
-    def raw(self, i: int) -> bytes:
-        return raw_request(self.method, self.path, self.body(i) if self.body else b"", self.cookie)
+    def raw(self, i: int, k: int) -> bytes:
+        """Request i, sent by simulated client k (with that client's cookie, if any)."""
+        cookie = self.cookies[k % len(self.cookies)] if self.cookies else ""
+        return raw_request(self.method, self.path, self.body(i) if self.body else b"", cookie)
 
     async def call(self, client: httpx.AsyncClient, i: int) -> httpx.Response:
         if self.method == "GET":
@@ -237,7 +243,7 @@ class Endpoint:
 
 
 def measure(base: str, endpoint: Endpoint, concurrency: int, total: int, use_httpx: bool,
-            cookies: httpx.Cookies | None = None, start: int = 0) -> tuple[list[float], float]:
+            cookies: list[httpx.Cookies] | None = None, start: int = 0) -> tuple[list[float], float]:
     if use_httpx:
         return asyncio.run(run(base, endpoint.call, concurrency, total, cookies, start))
     return asyncio.run(run_raw(base, endpoint.raw, concurrency, total, start))
@@ -273,8 +279,9 @@ def main() -> None:
                 measure(base, bare, c, args.warmup, use_httpx)
                 figures["bare", c] = report(bare.name, c, *measure(base, bare, c, args.requests, use_httpx))
         with server("web:mbcnav_app", data_dir, args.workers) as base:
-            cookies = options_session(base)
-            options.cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
+            cookies = [options_session(base) for _ in range(32)]
+            options.cookies = ["; ".join(f"{k}={v}" for k, v in jar.items()) for jar in cookies]
+            assert len(set(options.cookies)) == len(cookies)
             offset = 0
             for c in (1, 32):
                 measure(base, api, c, args.warmup, use_httpx)

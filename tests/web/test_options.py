@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from markupsafe import Markup
+from starlette.requests import Request
 
 from mbcnav.engine import recommend
 from mbcnav.web.content import category_of
@@ -90,12 +91,34 @@ def test_cached_body_is_identical_to_a_fresh_render(name: str, pro: bool) -> Non
     general = [q.id for _, qs in view.general_questions for q in qs]
     questions = [q.id for q in view.personal_questions][:2] + general[-1:]
     options = sorted(view.option_ids)[:1]
-    cached = page.body(data, view, pro, csrf="TOKEN", guide_panel=Markup("<aside>panel</aside>"),
+    key = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    cached = page.body(key, view, pro, csrf="TOKEN", guide_panel=Markup("<aside>panel</aside>"),
                        in_guide=[*questions, "not_on_page"], chosen=options)
     fresh = page.render(view, pro, "TOKEN", Markup("<aside>panel</aside>"), questions, options)
-    assert str(cached) == fresh
+    cached = cached.decode()
+    assert cached == fresh
     assert CSRF_SLOT not in cached and PANEL_SLOT not in cached
     assert cached.count("Remove from guide") == len(questions)
+    assert cached.count("Remove option from guide") == len(options)
+    # The cache does not remember the previous visitor: a second visitor gets their own page.
+    again = page.body(key, view, pro, csrf="OTHER", guide_panel=Markup("<aside>2</aside>"), in_guide=(), chosen=())
+    assert again.decode() == page.render(view, pro, "OTHER", Markup("<aside>2</aside>"), (), ())
+    assert len(page.cache) == 1
+
+
+@pytest.mark.parametrize("htmx", [False, True])
+@pytest.mark.parametrize("session", [
+    {}, {"csrf": "T1", "answers": {}}, {"csrf": "T2", "answers": {}, "guide": [["a", "note", "own", "x"]] * 3}])
+def test_framed_page_is_identical_to_a_fresh_render(session: dict[str, object], htmx: bool) -> None:
+    renderer = Renderer()
+    headers = [(b"hx-request", b"true")] if htmx else []
+    for _ in range(2):   # the second call comes from the layout cache
+        request = Request({"type": "http", "method": "GET", "path": "/options", "query_string": b"",
+                           "headers": headers, "session": dict(session)})
+        framed = renderer.framed(request, "options.html", "<p>BODY &amp; more</p>").body
+        fresh = renderer.page(request, "options.html", body=Markup("<p>BODY &amp; more</p>")).body
+        assert framed == fresh
+        assert b"@@mbcnav" not in framed and request.session["csrf"].encode() in framed
 
 
 def test_every_example_renders(browser: Browser) -> None:

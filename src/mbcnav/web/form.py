@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cache
-from threading import Lock
+from functools import cache, cached_property
 from typing import Any
 
 from starlette.datastructures import FormData
@@ -23,6 +21,7 @@ from mbcnav.knowledge.loader import knowledge
 from mbcnav.profile import ProfileError, parse_profile
 from mbcnav.vocabulary import NON_DRUG
 from mbcnav.web.content import FormField, form_fields
+from mbcnav.web.slots import Lru
 
 Answers = dict[str, str | list[str]]
 DRUGS_PER_ROW = 4   # AC-T before surgery is four drugs
@@ -45,6 +44,11 @@ NON_DRUG_LABELS = {
 class Parsed:
     profile: dict[str, Any] | None
     errors: dict[str, list[str]] = field(default_factory=dict)   # answer key ("" = whole form) -> messages
+
+    @cached_property
+    def key(self) -> str:
+        """The profile as canonical JSON: the key of every per-profile cache (computed once)."""
+        return json.dumps(self.profile, sort_keys=True, separators=(",", ":"))
 
 
 @cache
@@ -128,25 +132,12 @@ def parse_answers(answers: Mapping[str, str | list[str]]) -> Parsed:
     return Parsed(None if errors else profile, errors)
 
 
-_PARSED: OrderedDict[str, Parsed] = OrderedDict()
-_PARSED_LOCK = Lock()
-_PARSED_SIZE = 1024
+_PARSED: Lru[str, Parsed] = Lru(1024)
 
 
 def parse_answers_cached(answers: Mapping[str, str | list[str]]) -> Parsed:
     """parse_answers, remembered per distinct answers: every page view of a session re-reads them."""
-    key = json.dumps(answers, sort_keys=True, separators=(",", ":"))
-    with _PARSED_LOCK:
-        found = _PARSED.get(key)
-        if found is not None:
-            _PARSED.move_to_end(key)
-            return found
-    parsed = parse_answers(answers)
-    with _PARSED_LOCK:
-        _PARSED[key] = parsed
-        while len(_PARSED) > _PARSED_SIZE:
-            _PARSED.popitem(last=False)
-    return parsed
+    return _PARSED.get(json.dumps(answers, sort_keys=True, separators=(",", ":")), lambda: parse_answers(answers))
 
 
 def _convert(spec: FormField, raw: str | list[str] | None) -> Any:

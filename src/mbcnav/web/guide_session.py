@@ -7,6 +7,7 @@ would not fit in a cookie instead of letting the browser drop the cookie silentl
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from mbcnav.guide.model import Guide, GuideError, GuideItem
@@ -18,8 +19,18 @@ OPTIONS_KEY = "guide_options"
 OWN = "own"
 
 
+@lru_cache(maxsize=2)
+def _question_texts(knowledge_version: str) -> dict[str, str]:
+    return {q.id: q.text for q in knowledge().questions}
+
+
+def question_texts() -> dict[str, str]:
+    """Question id -> text in the loaded knowledge base (built once per knowledge version)."""
+    return _question_texts(knowledge().version)
+
+
 def load(session: dict[str, Any]) -> Guide:
-    questions = {q.id: q.text for q in knowledge().questions}
+    questions = question_texts()
     items: list[GuideItem] = []
     for row in session.get(KEY, []):
         try:
@@ -67,7 +78,7 @@ def toggle_option(session: dict[str, Any], option_id: str, codec: SessionCodec) 
 
 
 def add_question(guide: Guide, question_id: str) -> None:
-    text = {q.id: q.text for q in knowledge().questions}.get(question_id)
+    text = question_texts().get(question_id)
     if text is None:
         raise GuideError(["question: unknown question"])
     if guide.find_origin(question_id) is None:

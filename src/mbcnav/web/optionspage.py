@@ -2,68 +2,69 @@
 
 Rendering the full page takes several milliseconds (it is long: every option with its medicines),
 while everything session-specific in it is small: the CSRF token in each form, the guide panel,
-and which "Add to guide" buttons show as already added. So the body is rendered with
-placeholders and cached; a request swaps in its token and panel and flips the few added
-controls by exact string replacement. `tests/web/test_optionspage.py` checks the result is
-byte-identical to rendering the page from scratch.
+and which "Add to guide" buttons show as already added. So the body is rendered once with slots
+in those places (see `slots.py`), and a request fills in its token, panel and controls.
+`tests/web/test_options.py` checks the result is byte-identical to rendering from scratch.
 """
 
 from __future__ import annotations
 
-import json
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
-from threading import Lock
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from markupsafe import Markup
 
-from mbcnav.web.templating import Renderer
+from mbcnav.web.slots import Lru, Slotted, slot
+from mbcnav.web.templating import CSRF_SLOT, Renderer
 from mbcnav.web.view import LEVEL_LABEL, OptionsView
 
-CSRF_SLOT = "@@mbcnav-csrf@@"
-PANEL_SLOT = "@@mbcnav-guide-panel@@"
+PANEL_SLOT = slot("panel")
 
 
-class _Lru:
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._items: OrderedDict[tuple[str, bool], str] = OrderedDict()
-        self._lock = Lock()
-
-    def get(self, key: tuple[str, bool], make: Callable[[], str]) -> str:
-        with self._lock:
-            found = self._items.get(key)
-            if found is not None:
-                self._items.move_to_end(key)
-                return found
-        value = make()
-        with self._lock:
-            self._items[key] = value
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-        return value
+@dataclass(frozen=True)
+class _Body:
+    text: Slotted
+    controls: dict[str, tuple[str, str]]   # slot marker -> ("q" question | "o" option, id)
 
 
 class OptionsPage:
     def __init__(self, renderer: Renderer, size: int = 256) -> None:
         self.renderer = renderer
-        self.cache = _Lru(size)
-        self._macros = renderer.env.get_template("_macros.html").make_module({"csrf": CSRF_SLOT})
+        self.cache: Lru[tuple[str, bool], _Body] = Lru(size)
+        macros: Any = renderer.env.get_template("_macros.html").make_module({"csrf": CSRF_SLOT})
+        option_template = renderer.env.get_template("_option_control.html")
 
-    def body(self, profile: Mapping[str, Any], view: OptionsView, pro: bool, *, csrf: str, guide_panel: str,
-             in_guide: Iterable[str], chosen: Iterable[str]) -> Markup:
-        key = (json.dumps(profile, sort_keys=True, separators=(",", ":")), pro)
-        html = self.cache.get(key, lambda: self.render(view, pro, CSRF_SLOT, Markup(PANEL_SLOT), (), ()))
+        @lru_cache(maxsize=4096)
+        def question(question_id: str, added: bool, next_url: str) -> str:
+            return str(macros.question_control(question_id, "", added, next_url))
+
+        @lru_cache(maxsize=4096)
+        def question_bytes(question_id: str, added: bool, next_url: str) -> bytes:
+            return question(question_id, added, next_url).encode()
+
+        @lru_cache(maxsize=4096)
+        def option(option_id: str, chosen: bool, next_url: str) -> Slotted:
+            return Slotted(option_template.render(option_id=option_id, chosen=chosen, next_url=next_url,
+                                                  csrf=CSRF_SLOT))
+
+        self._question, self._question_bytes, self._option = question, question_bytes, option
+
+    def body(self, key: str, view: OptionsView, pro: bool, *, csrf: str, guide_panel: str,
+             in_guide: Collection[str], chosen: Collection[str]) -> bytes:
+        """The body (UTF-8) for `view` (cached under `key`, the canonical profile JSON) for one visitor."""
+        cached = self.cache.get((key, pro), lambda: self._slotted(view, pro))
         next_url = next_url_for(pro)
-        page_questions = {q.id for q in view.personal_questions} | {
-            q.id for _, items in view.general_questions for q in items}
-        for question_id in sorted(set(in_guide) & page_questions):
-            html = html.replace(self._question(question_id, False, next_url),
-                                self._question(question_id, True, next_url), 1)
-        for option_id in sorted(set(chosen) & view.option_ids):
-            html = html.replace(self._option(option_id, False, next_url), self._option(option_id, True, next_url), 1)
-        return Markup(html.replace(CSRF_SLOT, csrf).replace(PANEL_SLOT, guide_panel))
+        values: dict[str, str | bytes] = {CSRF_SLOT: csrf, PANEL_SLOT: guide_panel}
+
+        def control(marker: str) -> bytes:
+            kind, item_id = cached.controls[marker]
+            if kind == "q":
+                return self._question_bytes(item_id, item_id in in_guide, next_url)
+            return self._option(item_id, item_id in chosen, next_url).fill({CSRF_SLOT: csrf})
+
+        return cached.text.fill(values, control)
 
     def render(self, view: OptionsView, pro: bool, csrf: str, guide_panel: Markup, in_guide: Iterable[str],
                chosen: Iterable[str]) -> str:
@@ -72,13 +73,22 @@ class OptionsPage:
         return template.render(v=view, pro=pro, csrf=csrf, guide_panel=guide_panel, in_guide=frozenset(in_guide),
                                chosen=frozenset(chosen), level_label=LEVEL_LABEL)
 
-    def _question(self, question_id: str, added: bool, next_url: str) -> str:
-        control: Any = self._macros.question_control  # type: ignore[attr-defined]  # a Jinja macro
-        return str(control(question_id, "", added, next_url))
-
-    def _option(self, option_id: str, chosen: bool, next_url: str) -> str:
-        template = self.renderer.env.get_template("_option_control.html")
-        return template.render(option_id=option_id, chosen=chosen, next_url=next_url, csrf=CSRF_SLOT)
+    def _slotted(self, view: OptionsView, pro: bool) -> _Body:
+        html = self.render(view, pro, CSRF_SLOT, Markup(PANEL_SLOT), (), ())
+        next_url = next_url_for(pro)
+        controls: dict[str, tuple[str, str]] = {}
+        question_ids = {q.id for q in view.personal_questions} | {
+            q.id for _, items in view.general_questions for q in items}
+        # Each control, as rendered in its "not added" state, is swapped for its own slot.
+        plain = [("q", i, self._question(i, False, next_url)) for i in sorted(question_ids)] + [
+            ("o", i, self._option(i, False, next_url).fill({CSRF_SLOT: CSRF_SLOT}).decode())
+            for i in sorted(view.option_ids)]
+        for kind, item_id, control in plain:
+            if control in html:
+                marker = slot(f"{kind}:{item_id}")
+                html = html.replace(control, marker)
+                controls[marker] = (kind, item_id)
+        return _Body(Slotted(html), controls)
 
 
 def next_url_for(pro: bool) -> str:

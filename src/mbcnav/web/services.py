@@ -7,20 +7,24 @@ creating the app has no side effects until it serves.
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Request
+from markupsafe import Markup
 from sqlalchemy import Engine
 
 from mbcnav.guide import EmlFolderTransport, GuideStore, Outbox, Sender, SmtpTransport, make_engine, migrate
 from mbcnav.guide.transport import Transport
 from mbcnav.knowledge.loader import knowledge
+from mbcnav.web import guide_session
 from mbcnav.web.optionspage import OptionsPage
 from mbcnav.web.sessions import SessionCodec
 from mbcnav.web.settings import Settings
+from mbcnav.web.slots import Lru
 from mbcnav.web.templating import Renderer
 from mbcnav.web.view import ViewCache
 
@@ -34,6 +38,8 @@ class Services:
     renderer: Renderer = field(default_factory=Renderer)
     views: ViewCache = field(default_factory=ViewCache)
     options_page: OptionsPage = field(init=False)
+    # Guide panel HTML and the question ids in the guide, by the guide rows' JSON (see guide_panel).
+    panels: Lru[str, tuple[Markup, frozenset[str]]] = field(default_factory=lambda: Lru(1024))
     engine: Engine | None = None
     store: GuideStore | None = None
     outbox: Outbox | None = None
@@ -43,6 +49,21 @@ class Services:
 
     def __post_init__(self) -> None:
         self.options_page = OptionsPage(self.renderer)
+
+    def guide_panel(self, request: Request) -> tuple[Markup, frozenset[str]]:
+        """The session guide's side panel and the ids of the suggested questions already in it.
+
+        Both depend only on the guide's rows in the session, so they are cached by those rows
+        instead of validating the guide and rendering the panel on every options page view.
+        """
+        rows = request.session.get(guide_session.KEY, [])
+
+        def make() -> tuple[Markup, frozenset[str]]:
+            guide = guide_session.load(request.session)
+            panel = Markup(self.renderer.text(request, "_guide_panel.html", guide=guide))
+            return panel, guide_session.origins(guide)
+
+        return self.panels.get(json.dumps(rows, separators=(",", ":")), make)
 
     def start(self) -> None:
         """Migrate the database, then start the background sender (lifespan startup)."""

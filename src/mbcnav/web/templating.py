@@ -10,6 +10,7 @@ from typing import Any
 import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse
+from markupsafe import Markup
 
 from mbcnav.engine import DISCLAIMER
 from mbcnav.knowledge.loader import knowledge
@@ -17,9 +18,12 @@ from mbcnav.render.text import drug_line
 from mbcnav.web import guide_session
 from mbcnav.web.content import categories
 from mbcnav.web.security import csrf_token
+from mbcnav.web.slots import Lru, Slotted, slot
 
 TEMPLATES = Path(str(resources.files("mbcnav.web") / "templates"))
 STATIC = Path(str(resources.files("mbcnav.web") / "static"))
+CSRF_SLOT = slot("csrf")
+BODY_SLOT = slot("body")
 
 
 def _date(value: dt.date | dt.datetime | None) -> str:
@@ -69,6 +73,7 @@ def environment() -> jinja2.Environment:
 class Renderer:
     def __init__(self) -> None:
         self.env = environment()
+        self._frames: Lru[tuple[str, str, bool, int, bool], Slotted] = Lru(512)
 
     def page(self, request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         return HTMLResponse(self.text(request, name, **context), status_code=status_code)
@@ -84,6 +89,27 @@ class Renderer:
             "htmx": is_htmx(request),
         }
         return self.env.get_template(name).render({**base, **context})
+
+
+    def framed(self, request: Request, name: str, body: str | bytes) -> HTMLResponse:
+        """Page `name`, whose only content is `body`, in a layout rendered once per layout state.
+
+        The layout depends on the path, whether there is a profile, the guide's size and htmx; it
+        is cached per combination with a slot for the CSRF token, so a request only joins strings.
+        `name` must use no other context (the tests compare with `page`).
+        """
+        session = request.session
+        csrf = csrf_token(request)
+        key = (name, request.scope["path"], "answers" in session, len(session.get(guide_session.KEY, [])),
+               is_htmx(request))
+
+        def render() -> Slotted:
+            _, path, has_profile, guide_count, htmx = key
+            return Slotted(self.env.get_template(name).render(
+                request=None, path=path, csrf=CSRF_SLOT, has_profile=has_profile, guide_count=guide_count,
+                htmx=htmx, body=Markup(BODY_SLOT)))
+
+        return HTMLResponse(self._frames.get(key, render).fill({CSRF_SLOT: csrf, BODY_SLOT: body}))
 
 
 def is_htmx(request: Request) -> bool:

@@ -9,10 +9,8 @@ request for the same profile.
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from threading import Lock
 from typing import Any
 
 from mbcnav.engine import evaluate
@@ -21,6 +19,7 @@ from mbcnav.knowledge.loader import knowledge
 from mbcnav.render.labels import SUBTYPE_LABEL, TIER_LABEL
 from mbcnav.web.content import Category, categories, category_of
 from mbcnav.web.path import PathStep, treatment_path
+from mbcnav.web.slots import Lru
 
 HER2_LABEL = {"positive": "HER2-positive", "low": "HER2-low", "ultralow": "HER2-ultralow", "zero": "HER2-zero",
               "unknown": "HER2 result not known"}
@@ -177,20 +176,10 @@ class ViewCache:
     """A bounded LRU of OptionsView by canonical profile JSON (thread-safe; views are read-only)."""
 
     def __init__(self, size: int = 512) -> None:
-        self.size = size
-        self._items: OrderedDict[str, OptionsView] = OrderedDict()
-        self._lock = Lock()
+        self._items: Lru[str, OptionsView] = Lru(size)
 
-    def get(self, profile: Mapping[str, Any]) -> OptionsView:
-        key = json.dumps(profile, sort_keys=True, separators=(",", ":"))
-        with self._lock:
-            hit = self._items.get(key)
-            if hit is not None:
-                self._items.move_to_end(key)
-                return hit
-        view = build(profile)
-        with self._lock:
-            self._items[key] = view
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-        return view
+    def get(self, profile: Mapping[str, Any], key: str | None = None) -> OptionsView:
+        """The view of `profile`; `key` is its canonical JSON when the caller already has it."""
+        if key is None:
+            key = json.dumps(profile, sort_keys=True, separators=(",", ":"))
+        return self._items.get(key, lambda: build(profile))

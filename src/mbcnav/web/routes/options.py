@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
-from markupsafe import Markup
 
 from mbcnav.web import form as form_mod
 from mbcnav.web import guide_session
@@ -34,9 +33,8 @@ async def options_page(request: Request, svc: Svc, view: str = "patient") -> HTM
     if profile is None:
         # Answers that were valid once but not now (the knowledge base changed): ask again.
         return render_form(request, svc, request.session[ANSWERS], parsed.errors, status_code=422)
-    guide = guide_session.load(request.session)
-    panel = Markup(svc.renderer.text(request, "_guide_panel.html", guide=guide))
-    body = svc.options_page.body(profile, svc.views.get(profile), view == "pro", csrf=csrf_token(request),
-                                 guide_panel=panel, in_guide=guide_session.origins(guide),
-                                 chosen=guide_session.chosen_options(request.session))
-    return svc.renderer.page(request, "options.html", body=body)
+    panel, in_guide = svc.guide_panel(request)
+    body = svc.options_page.body(parsed.key, svc.views.get(profile, parsed.key), view == "pro",
+                                 csrf=csrf_token(request), guide_panel=panel, in_guide=in_guide,
+                                 chosen=frozenset(guide_session.chosen_options(request.session)))
+    return svc.renderer.framed(request, "options.html", body)
