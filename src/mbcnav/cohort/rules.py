@@ -124,11 +124,14 @@ def _as_lists(frame: pl.DataFrame, name: str, items: Sequence[tuple[str, str]]) 
         ids = [i for _, i in items[start:start + WORD_BITS]]
         column = f"{name}#{w}"
         table = {m: [ids[b] for b in range(len(ids)) if m >> b & 1] for m in frame[column].unique().to_list()}
+        if not table:   # no rows: replace_strict would keep the mask's own type
+            parts.append(pl.lit(None, dtype=pl.List(pl.Enum(ids))))
+            continue
         parts.append(pl.col(column).replace_strict(table, return_dtype=pl.List(pl.Enum(ids))))
+    every = pl.List(pl.Enum([i for _, i in items]))
     if len(parts) == 1:
         return parts[0]
-    every = pl.Enum([i for _, i in items])
-    return pl.concat_list([p.cast(pl.List(every)) for p in parts])
+    return pl.concat_list([p.cast(every) for p in parts])
 
 
 def _label(position: pl.Expr, labels: Sequence[str]) -> pl.Expr:
