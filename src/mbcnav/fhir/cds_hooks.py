@@ -6,8 +6,9 @@ patient-view answers with the preferred options (one-line why), tests to conside
 warnings and data gaps, each card linking to the full explanation. order-select / order-sign
 warn when a drafted breast cancer drug does not fit the profile and suggest what does. Data come
 from the prefetch, else from the client's FHIR server with its bearer token; when neither works
-the answer is 412, as the spec says. CDS clients call across origins: the app should allow CORS
-for /cds-services (see docs/api.md).
+the answer is 412, as the spec says. Every call but the explanation pages must carry the CDS
+client's signed JWT once MBCNAV_CDS_CLIENTS lists the trusted clients (`_cds_auth`). CDS clients
+call across origins: the app should allow CORS for /cds-services (see docs/api.md).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from mbcnav.engine import evaluate
 from mbcnav.fhir import _cds_cards, _cds_orders
+from mbcnav.fhir._cds_auth import denial
 from mbcnav.fhir._cds_models import Card, CardsResponse, Discovery, ErrorMessage, HookRequest, Link, Source, cards_json
 from mbcnav.fhir._cds_prefetch import TEMPLATES, PrefetchUnavailable, gather
 from mbcnav.fhir._explanations import STORE, page
@@ -52,13 +54,16 @@ SERVICES: dict[str, dict[str, Any]] = {
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    meaning = {400: "Not a valid request for this service", 404: "No such service or explanation",
+    meaning = {400: "Not a valid request for this service", 401: "No valid JWT from a trusted CDS client",
+               404: "No such service or explanation",
                412: "Required prefetch data is missing and the FHIR server could not be reached"}
     return {code: {"model": ErrorMessage, "description": meaning[code]} for code in codes}
 
 
-@router.get("/cds-services", summary="CDS Hooks discovery", response_model=Discovery)
-def discovery() -> dict[str, Any]:
+@router.get("/cds-services", summary="CDS Hooks discovery", response_model=Discovery, responses=_errors(401))
+async def discovery(request: Request) -> Any:
+    if (denied := await denial(request)) is not None:
+        return denied
     return {"services": [
         {**meta, "id": sid, "prefetch": dict(TEMPLATES),
          "usageRequirements": "Reads Patient, Observation, Condition and Medication* resources (mCODE). Without "
@@ -71,8 +76,10 @@ def _error(status: int, message: str) -> JSONResponse:
 
 
 @router.post("/cds-services/{service_id}", summary="Call a CDS service", response_model=CardsResponse,
-             responses=_errors(400, 404, 412))
+             responses=_errors(400, 401, 404, 412))
 async def call_service(service_id: str, request: Request) -> Response:
+    if (denied := await denial(request)) is not None:
+        return denied
     service = SERVICES.get(service_id)
     if service is None:
         return _error(404, f"no CDS service {service_id!r}")
@@ -106,8 +113,10 @@ async def call_service(service_id: str, request: Request) -> Response:
 
 
 @router.post("/cds-services/{service_id}/feedback", summary="Card feedback (accepted / overridden)",
-             response_model=dict[str, str], responses=_errors(400, 404))
+             response_model=dict[str, str], responses=_errors(400, 401, 404))
 async def feedback(service_id: str, request: Request) -> Response:
+    if (denied := await denial(request)) is not None:
+        return denied
     if service_id not in SERVICES:
         return _error(404, f"no CDS service {service_id!r}")
     try:

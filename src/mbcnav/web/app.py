@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import mbcnav.api
 from mbcnav.api.problems import Problem
+from mbcnav.fhir import _cds_auth as cds_auth
 from mbcnav.fhir.cds_hooks import router as cds_hooks_router
 from mbcnav.web.routes import guide, options, pages, profile, saved
 from mbcnav.web.security import HEADERS, CsrfError, SecurityHeadersMiddleware
@@ -44,6 +45,7 @@ ERROR_TEXT = {
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    cds_auth.policy()   # a broken MBCNAV_CDS_CLIENTS file stops the start, with the reason
     codec = SessionCodec(settings.resolved_secret(), settings.session_max_age_days * 86400)
     svc = Services(settings=settings, codec=codec)
 
