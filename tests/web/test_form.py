@@ -10,7 +10,7 @@ import pytest
 
 from mbcnav.profile import parse_profile
 from mbcnav.readability import GRADE_LIMIT, grade
-from mbcnav.web.content import categories, form_fields, form_steps
+from mbcnav.web.content import categories, form_fields, form_steps, trial_finder
 from mbcnav.web.form import answers_from_profile, drug_choices, error_target, parse_answers
 
 from .conftest import Browser
@@ -50,6 +50,8 @@ def test_patient_text_reads_at_grade_8_or_lower() -> None:
     texts = [t for step in form_steps() for t in (step.intro, step.where) if t]
     texts += [t for spec in form_fields().values() for t in (spec.hint, spec.where, spec.urgent) if t]
     texts += [t for c in categories() for t in (c.summary, c.what, c.how, c.feel)]
+    finder = trial_finder()
+    texts += [finder.registry.text, finder.helpline.text, finder.bring]
     too_hard = [(round(grade(t), 1), t) for t in texts if grade(t) > GRADE_LIMIT]
     assert not too_hard
 

@@ -127,3 +127,29 @@ def test_every_example_renders(browser: Browser) -> None:
         assert response.status_code == 303, path.stem
         for view in ("", "?view=pro"):
             assert browser.client.get("/options" + view).status_code == 200, path.stem
+
+
+@pytest.mark.parametrize(("name", "term"), [
+    ("hr_positive_second_line_esr1_pik3ca", "&term=hormone%20receptor%20positive%20HER2%20negative&"),
+    ("triple_negative_pdl1_high", "&term=triple%20negative&"),
+    ("unknown_receptors", None),
+])
+def test_the_trials_section_links_to_recruiting_trials_for_the_subtype(browser: Browser, name: str,
+                                                                       term: str | None) -> None:
+    assert browser.post("/about-your-cancer", answers_from_profile(profile(name))).status_code == 303
+    html = browser.client.get("/options").text
+    section = html[html.index('id="clinical-trials"'):]
+    section = section[:section.index("</section>")]
+    link = section.split('href="https://clinicaltrials.gov/search?', 1)[1].split('"', 1)[0]
+    assert link.startswith("cond=Metastatic%20Breast%20Cancer")
+    assert link.endswith("aggFilters=status:rec")
+    if term is None:
+        assert "term=" not in link       # subtype unknown: every recruiting MBC trial, not a guess
+    else:
+        assert term in f"&{link}&".replace("&amp;", "&")
+    assert 'href="tel:1-800-422-6237"' in section and "National Cancer Institute" in section
+
+
+def test_the_clinical_trials_page_links_to_the_registry(browser: Browser) -> None:
+    html = browser.client.get("/treatments/clinical-trials").text
+    assert 'href="https://clinicaltrials.gov/search?cond=Metastatic%20Breast%20Cancer&amp;aggFilters=status:rec"' in html

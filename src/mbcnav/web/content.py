@@ -6,9 +6,11 @@ where to find a result in a report, what each kind of treatment is in general).
 
 from __future__ import annotations
 
+from datetime import date
 from functools import cache
 from importlib import resources
 from typing import Literal
+from urllib.parse import quote, urlencode
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -59,6 +61,41 @@ class Category(_Text):
     feel: str
 
 
+class Registry(_Text):
+    name: str
+    search: str
+    condition: str
+    recruiting: str
+    terms: dict[str, str]
+    text: str
+
+
+class Helpline(_Text):
+    name: str
+    phone: str
+    phone_words: str
+    url: str
+    text: str
+
+
+class TrialFinder(_Text):
+    """Where to look for a trial (trials.yaml): the registry searched for a subtype, and a help line."""
+
+    reviewed: date
+    registry: Registry
+    helpline: Helpline
+    bring: str
+
+    def search_url(self, subtype: str | None = None) -> str:
+        """Recruiting ClinicalTrials.gov studies of metastatic breast cancer, narrowed to the subtype if known."""
+        query = {"cond": self.registry.condition}
+        term = self.registry.terms.get(subtype or "")
+        if term:
+            query["term"] = term
+        query["aggFilters"] = self.registry.recruiting
+        return f"{self.registry.search}?{urlencode(query, quote_via=quote, safe=':')}"
+
+
 def _load(name: str) -> object:
     return yaml.safe_load((resources.files("mbcnav.web") / "content" / name).read_text(encoding="utf-8"))
 
@@ -80,6 +117,11 @@ def categories() -> tuple[Category, ...]:
     data = _load("categories.yaml")
     assert isinstance(data, list)
     return tuple(Category.model_validate(item) for item in data)
+
+
+@cache
+def trial_finder() -> TrialFinder:
+    return TrialFinder.model_validate(_load("trials.yaml"))
 
 
 @cache

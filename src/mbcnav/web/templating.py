@@ -16,7 +16,7 @@ from mbcnav.engine import DISCLAIMER
 from mbcnav.knowledge.loader import knowledge
 from mbcnav.render.text import drug_line
 from mbcnav.web import guide_session
-from mbcnav.web.content import categories
+from mbcnav.web.content import categories, trial_finder
 from mbcnav.web.security import csrf_token
 from mbcnav.web.slots import Lru, Slotted, slot
 
@@ -62,6 +62,7 @@ def environment() -> jinja2.Environment:
         kb_reviewed=_date(kb.last_reviewed()),
         disclaimer=DISCLAIMER,
         categories=categories(),
+        trial_finder=trial_finder(),
         static_v=_static_version(),
     )
     env.globals["drug_name"] = _drug_name

@@ -17,7 +17,7 @@ from mbcnav.engine import evaluate
 from mbcnav.knowledge import schema as s
 from mbcnav.knowledge.loader import knowledge
 from mbcnav.render.labels import SUBTYPE_LABEL, TIER_LABEL
-from mbcnav.web.content import Category, categories, category_of
+from mbcnav.web.content import Category, categories, category_of, trial_finder
 from mbcnav.web.path import PathStep, treatment_path
 from mbcnav.web.slots import Lru
 
@@ -90,6 +90,7 @@ class OptionsView:
     groups: list[Group]
     first_option_id: str | None
     option_ids: frozenset[str]
+    trials_url: str                  # recruiting trials for this subtype on ClinicalTrials.gov
     not_recommended: list[dict[str, Any]]
     tests: list[dict[str, Any]]
     interactions: list[dict[str, Any]]
@@ -163,6 +164,7 @@ def build(profile: Mapping[str, Any]) -> OptionsView:
         groups=_groups(rec),
         first_option_id=rec["options"][0]["id"] if rec["options"] else None,
         option_ids=frozenset(o["id"] for o in rec["options"]),
+        trials_url=trial_finder().search_url(rec["subtype"]),
         not_recommended=rec["not_recommended"],
         tests=tests,
         interactions=rec["interactions"],
