@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/cohort.py                       # 1M and 10M, local engine
     .venv/bin/python benchmarks/cohort.py --sizes 1000000 --spark 1000000
     .venv/bin/python benchmarks/cohort.py --sizes 1000000 --compare   # Polars vs DuckDB on the rules
+    .venv/bin/python benchmarks/cohort.py --sizes 1000000 --stages    # CPU per pipeline stage
 
 Each measurement runs in its own process, so its peak RSS is its own. Synthetic inputs are made
 once and kept in --dir (seeded: the same files every time). The floor is a scan of the same
@@ -146,6 +147,74 @@ def compare(n: int, folder: Path) -> None:
         print(f"  {engine:7s} {result[engine]:6.2f} s  {n / result[engine]:>12,.0f} patients/s")
 
 
+STAGES = """
+import time
+from pathlib import Path
+import polars as pl
+from mbcnav.cohort import local, read
+from mbcnav.cohort.facts import _FIRST, _SECOND
+from mbcnav.cohort.rules import OUTPUT_COLUMNS, _as_lists, _masks
+ev = local.Evaluator()
+out = {{}}
+def stage(name, make):
+    cpu, wall = time.process_time(), time.perf_counter()
+    value = make()
+    out[name] = (time.process_time() - cpu, time.perf_counter() - wall)
+    return value
+batches = read.read_parquet(Path({path!r}), {batch})
+first = next(batches)
+ev.check(first.frames[0], first.drug_names)            # one-time work (drug name lookups) before the clock
+batch = stage("read", lambda: next(batches))
+frame = batch.frames[0]
+checked = stage("validate", lambda: ev.check(frame, batch.drug_names))
+valid, d, plan = checked.valid, ev.derivation, ev.polars
+tables = ev.tables(valid, checked.drug_names)
+lists = stage("history and list masks", lambda: valid.lazy().with_columns(d.lists(tables)).with_columns(
+    [*d.summaries(tables.names), *d.all_entries(tables)]).collect())
+facts = d.facts(tables.names)
+parts = ([e for e in facts if e.meta.output_name() in _FIRST], [e for e in facts if e.meta.output_name() in _SECOND],
+         [e for e in facts if e.meta.output_name() not in _FIRST | _SECOND])
+derived = stage("facts", lambda: lists.lazy().with_columns(parts[0]).with_columns(parts[1]).with_columns(parts[2])
+                .select([*local.KEEP, *d.columns]).collect())
+def rules():
+    f = derived.lazy().with_columns(plan.given_masks(tables.names)).with_columns(plan.given(tables.names))
+    f = f.with_columns(plan.conditions)
+    for step in plan.steps:
+        f = f.with_columns(step)
+    return f.collect()
+ruled = stage("rules (conditions and plan)", rules)
+generic = {{n: "|".join(ids) for n, ids in tables.names.ids.items() if ids != (n,)}}
+masks = {{name: _masks(items) for name, items in plan.lists.items()}}
+def id_lists():
+    scalar = ruled.lazy().select([*plan.scalars(generic), *(m.alias(f"{{name}}#{{w}}") for name, ms in masks.items()
+                                                           for w, m in enumerate(ms))]).collect()
+    return scalar.select([*(pl.col(c) for c in scalar.columns if "#" not in c and c != "_concordance"),
+                          *(_as_lists(scalar, name, items).alias(name) for name, items in plan.lists.items())]
+                         ).select(OUTPUT_COLUMNS)
+result = stage("id lists", id_lists)
+stage("write", lambda: result.lazy().sink_parquet({out!r}, compression="lz4", statistics=False))
+RESULT = {{k: v[0] for k, v in out.items()}} | {{k + " (wall)": v[1] for k, v in out.items()}}
+RESULT["rows"] = frame.height
+"""
+
+
+def stages(n: int, folder: Path, batch: int) -> None:
+    """CPU seconds per pipeline stage for one batch, run one after another (no overlap)."""
+    path = synthetic(n, folder)
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        result = _child(STAGES.format(path=str(path), batch=batch, out=str(Path(tmp) / "r.parquet")))
+    rows = result.pop("rows")
+    result.pop("rss")
+    names = [k for k in result if not k.endswith("(wall)")]
+    total = sum(result[k] for k in names)
+    print(f"\nCPU by stage, one batch of {rows:,.0f} patients run stage after stage (per 1M patients):")
+    per_million = 1e6 / rows
+    for name in names:
+        cpu, wall = result[name] * per_million, result[name + " (wall)"] * per_million
+        print(f"  {name:<30} {cpu:6.2f} s CPU  ({wall:5.2f} s wall)")
+    print(f"  {'total':<30} {total * per_million:6.2f} s CPU")
+
+
 def _plan_sizes() -> list[str]:
     from mbcnav.cohort.plan import build
     from mbcnav.knowledge.loader import knowledge
@@ -161,6 +230,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500_000, help="rows per batch (local engine)")
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "mbcnav-bench")
     parser.add_argument("--compare", action="store_true", help="also time the rules alone in Polars and DuckDB")
+    parser.add_argument("--stages", action="store_true", help="also print CPU per pipeline stage (one batch)")
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     print(f"machine: {os.cpu_count()} CPUs; batch {args.batch:,} rows")
@@ -168,6 +238,8 @@ def main() -> None:
         measure(size, args.dir, args.batch, None)
         if args.compare:
             compare(size, args.dir)
+        if args.stages:
+            stages(size, args.dir, args.batch)
     for size in (int(s) for s in args.spark.split(",") if s):
         measure(size, args.dir, args.batch, args.master)
 
