@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Iterator
 
 import httpx
@@ -12,10 +11,7 @@ import pytest
 from mbcnav.web.app import create_app
 from mbcnav.web.settings import Settings
 
-with warnings.catch_warnings():
-    # Starlette 1.x asks for httpx2 in its test client; httpx works the same for these tests.
-    warnings.simplefilter("ignore")
-    from fastapi.testclient import TestClient
+from fastapi.testclient import TestClient
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 

@@ -102,6 +102,7 @@ def test_secure_cookie_setting(tmp_path: Path) -> None:
 
 def test_tampered_session_is_ignored(browser: Browser) -> None:
     browser.example()
+    browser.client.cookies.clear()       # replace the session cookie, not add a second one beside it
     browser.client.cookies.set("mbcnav_session", "tampered.value.here")
     assert "we first need a few answers" in browser.client.get("/options").text
 
