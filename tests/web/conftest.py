@@ -7,11 +7,10 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
 from mbcnav.web.app import create_app
 from mbcnav.web.settings import Settings
-
-from fastapi.testclient import TestClient
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
