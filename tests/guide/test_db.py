@@ -9,7 +9,16 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError, StatementError
 
-from mbcnav.guide.db import VERSION_TABLE, make_engine, metadata, migrate, rate_events, saved_guides
+from mbcnav.guide.db import (
+    MIGRATIONS,
+    VERSION_TABLE,
+    cds_explanations,
+    make_engine,
+    metadata,
+    migrate,
+    rate_events,
+    saved_guides,
+)
 
 
 def schema_drift(engine: Engine) -> list[object]:
@@ -22,7 +31,31 @@ def test_migrations_match_the_table_definitions(db_url: str, engine: Engine) -> 
     assert schema_drift(engine) == []
     migrate(db_url)  # a second run is a no-op
     with engine.connect() as conn:
-        assert conn.exec_driver_sql(f"SELECT version_num FROM {VERSION_TABLE}").scalar_one() == "0001"
+        assert conn.exec_driver_sql(f"SELECT version_num FROM {VERSION_TABLE}").scalar_one() == "0002"
+
+
+def test_upgrading_a_database_from_the_first_release_keeps_its_saved_guides(tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    url = f"sqlite+pysqlite:///{tmp_path}/old.db"
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["url"] = url
+    command.upgrade(config, "0001")             # the schema of the first release
+    eng = make_engine(url)
+    try:
+        now = datetime.now(UTC)
+        with eng.begin() as conn:
+            conn.execute(insert(saved_guides).values(token_hash="a" * 64, content="{}", created_at=now,
+                                                     expires_at=now + timedelta(days=30)))
+        migrate(url)
+        assert schema_drift(eng) == []
+        with eng.connect() as conn:
+            assert conn.execute(select(saved_guides.c.token_hash)).scalar_one() == "a" * 64
+            assert conn.execute(select(cds_explanations.c.key_hash)).first() is None
+    finally:
+        eng.dispose()
 
 
 def test_sqlite_uses_wal_and_waits_for_locks(engine: Engine) -> None:

@@ -92,7 +92,7 @@ def pg(pg_url: str) -> Iterator[Engine]:
     engine = make_engine(pg_url)
     yield engine
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE saved_guides, outbox, rate_events"))
+        conn.execute(text("TRUNCATE saved_guides, outbox, rate_events, cds_explanations, cds_token_uses"))
     engine.dispose()
 
 
@@ -100,7 +100,30 @@ def test_migrations_match_on_postgres(pg_url: str, pg: Engine) -> None:
     assert schema_drift(pg) == []
     migrate(pg_url)  # idempotent
     with pg.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM guide_alembic_version")).scalar_one() == "0001"
+        assert conn.execute(text("SELECT version_num FROM guide_alembic_version")).scalar_one() == "0002"
+
+
+def test_cds_records_on_postgres(pg: Engine) -> None:
+    import time
+
+    from mbcnav.engine import evaluate
+    from mbcnav.fhir._cds_store import DatabaseExplanations, DatabaseTokenLedger
+    from mbcnav.fhir.mcode import import_bundle
+    from tests.fhir.test_cds_hooks import mitre01
+
+    report = import_bundle({"resourceType": "Bundle", "type": "collection",
+                            "entry": [{"resource": r} for r in mitre01()]})
+    explanations = DatabaseExplanations(pg, secret="pg-test-secret")
+    key = explanations.put(evaluate(report.profile), report)
+    found = DatabaseExplanations(pg, secret="pg-test-secret").get(key)     # as another process would
+    assert found is not None and found.report == report
+    assert found.evaluation.recommendation == evaluate(report.profile).recommendation
+    assert DatabaseExplanations(pg, secret="another-secret").get(key) is None
+    ledger = DatabaseTokenLedger(pg)
+    until = time.time() + 300
+    assert ledger.first_use("https://ehr.example.org/", "jti-1", until)
+    assert not DatabaseTokenLedger(pg).first_use("https://ehr.example.org/", "jti-1", until)
+    assert ledger.first_use("https://other.example.org/", "jti-1", until)
 
 
 def test_store_on_postgres(pg: Engine, guide: Guide) -> None:

@@ -6,7 +6,8 @@ issuers listed in the file named by MBCNAV_CDS_CLIENTS, each with its JWK Set pi
 fetched from its URL (a `jku` in the token header must be that URL: a token cannot point at keys
 of its own choosing).
 Checked: signature (key by `kid`), `iss`, `aud` = the URL of the endpoint called, `exp`, `iat`,
-and `jti` once only (replays are refused until the token expires).
+and `jti` once only (replays are refused until the token expires, in every server process when
+the web app's database keeps the record: `_cds_store`).
 
 Without MBCNAV_CDS_CLIENTS the service runs open, for a local sandbox; a warning says so once.
 
@@ -30,6 +31,9 @@ import httpx
 import jwt
 from fastapi import Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from mbcnav.fhir._cds_store import TokenLedger
 
 log = logging.getLogger("mbcnav.cds")
 
@@ -63,8 +67,7 @@ class Policy:
     clients: dict[str, Client]
     audience_base: str | None = None
     _fetched: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
-    _seen: dict[tuple[str, str], float] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    ledger: TokenLedger = field(default_factory=lambda: MemoryTokenLedger())   # this process's own record
 
     @classmethod
     def load(cls, path: Path) -> Policy:
@@ -94,8 +97,13 @@ class Policy:
 
     # -- the check -------------------------------------------------------------------------------
 
-    async def verify(self, authorization: str | None, endpoint: str) -> dict[str, Any]:
-        """The token's claims when `authorization` authenticates a call to `endpoint` (its URL path)."""
+    async def verify(self, authorization: str | None, endpoint: str,
+                     ledger: TokenLedger | None = None) -> dict[str, Any]:
+        """The token's claims when `authorization` authenticates a call to `endpoint` (its full URL).
+
+        `ledger` records the `jti`s already used (default: this process's own memory; the web app
+        passes its database, shared by every worker process).
+        """
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Denied("a CDS client must send its signed JWT as 'Authorization: Bearer <token>'")
@@ -135,17 +143,11 @@ class Policy:
         now = time.time()
         if float(claims["exp"]) - now > MAX_LIFETIME_SECONDS:
             raise Denied(f"JWT expires too far ahead (at most {MAX_LIFETIME_SECONDS // 60} minutes)")
-        self._once(client.iss, str(claims["jti"]), float(claims["exp"]) + LEEWAY_SECONDS, now)
+        record = ledger or self.ledger
+        until = float(claims["exp"]) + LEEWAY_SECONDS
+        if not await run_in_threadpool(record.first_use, client.iss, str(claims["jti"]), until):
+            raise Denied("JWT 'jti' was already used (replay)")
         return claims
-
-    def _once(self, iss: str, jti: str, until: float, now: float) -> None:
-        with self._lock:
-            for seen, expiry in list(self._seen.items()):
-                if expiry < now:
-                    del self._seen[seen]
-            if (iss, jti) in self._seen:
-                raise Denied("JWT 'jti' was already used (replay)")
-            self._seen[iss, jti] = until
 
     async def _key(self, client: Client, kid: str, alg: str) -> Any:
         keys = client.jwks if client.jwks is not None else await self._fetch(client, refresh=False)
@@ -182,6 +184,25 @@ class Policy:
         return keys
 
 
+class MemoryTokenLedger:
+    """The `jti`s this process has accepted, until they expire (enough for a single process)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, str], float] = {}
+        self._lock = threading.Lock()
+
+    def first_use(self, issuer: str, jti: str, until: float) -> bool:
+        now = time.time()
+        with self._lock:
+            for seen, expiry in list(self._seen.items()):
+                if expiry < now:
+                    del self._seen[seen]
+            if (issuer, jti) in self._seen:
+                return False
+            self._seen[issuer, jti] = until
+            return True
+
+
 def _find(keys: dict[str, Any], kid: str) -> dict[str, Any] | None:
     return next((k for k in keys.get("keys", []) if isinstance(k, dict) and k.get("kid") == kid), None)
 
@@ -211,7 +232,8 @@ async def denial(request: Request) -> JSONResponse | None:
         return None
     base = current.audience_base or f"{request.url.scheme}://{request.url.netloc}"
     try:
-        await current.verify(request.headers.get("authorization"), base + request.url.path)
+        ledger = getattr(request.app.state, "cds_token_ledger", None)
+        await current.verify(request.headers.get("authorization"), base + request.url.path, ledger)
     except Denied as err:
         return JSONResponse({"error": str(err)}, status_code=401,
                             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})

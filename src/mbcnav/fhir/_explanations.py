@@ -1,8 +1,9 @@
 """The "full explanation" a card links to: kept in memory for an hour, shown as a plain HTML page.
 
 Cards are short by design; the clinician who wants the basis of a suggestion follows the link.
-The page holds patient data, so it lives only in this process's memory, behind an unguessable
-key, and expires. (Several server processes need sticky sessions, or a shared store.)
+The page holds patient data, so it lives behind an unguessable key and expires. This module keeps
+it in process memory (the routers on their own); the web app keeps it, encrypted, in its database
+so that every worker process can open it (`_cds_store.DatabaseExplanations`).
 """
 
 from __future__ import annotations

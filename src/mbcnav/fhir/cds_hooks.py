@@ -25,6 +25,7 @@ from mbcnav.fhir import _cds_cards, _cds_orders
 from mbcnav.fhir._cds_auth import denial
 from mbcnav.fhir._cds_models import Card, CardsResponse, Discovery, ErrorMessage, HookRequest, Link, Source, cards_json
 from mbcnav.fhir._cds_prefetch import TEMPLATES, PrefetchUnavailable, gather
+from mbcnav.fhir._cds_store import Explanations
 from mbcnav.fhir._explanations import STORE, page
 from mbcnav.fhir.mcode import import_bundle
 
@@ -71,6 +72,12 @@ async def discovery(request: Request) -> Any:
         for sid, meta in SERVICES.items()]}
 
 
+def _explanations(request: Request) -> Explanations:
+    """The web app's shared store (its database) when it has one, else this process's memory."""
+    found: Explanations | None = getattr(request.app.state, "cds_explanations", None)
+    return found if found is not None else STORE
+
+
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
@@ -103,7 +110,7 @@ async def call_service(service_id: str, request: Request) -> Response:
                     source=Source(label="mbcnav"))
         return JSONResponse(cards_json([card]))
     evaluation = await run_in_threadpool(evaluate, report.profile)
-    key = STORE.put(evaluation, report)
+    key = await run_in_threadpool(_explanations(request).put, evaluation, report)
     link = Link(label="Full explanation (mbcnav)", url=str(request.url_for("cds_explanation", key=key)))
     if service["hook"] == "patient-view":
         cards: list[Card] = _cds_cards.patient_view(evaluation.recommendation, report, link)
@@ -133,7 +140,7 @@ async def feedback(service_id: str, request: Request) -> Response:
             summary="The full explanation a card links to",
             responses={404: {"description": "Expired or unknown", "content": {"text/html": {}}}})
 def explanation(key: str, request: Request) -> Response:
-    item = STORE.get(key)
+    item = _explanations(request).get(key)
     if item is None:
         return HTMLResponse("<p>This explanation has expired. Open the patient again in the EHR.</p>", status_code=404)
     pdf = str(request.url_for("cds_explanation_pdf", key=key))
@@ -144,8 +151,8 @@ def explanation(key: str, request: Request) -> Response:
             summary="The one-page PDF summary behind a card", response_class=Response,
             responses={200: {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
                              "description": "The PDF"}, **_errors(404)})
-def explanation_pdf(key: str) -> Response:
-    item = STORE.get(key)
+def explanation_pdf(key: str, request: Request) -> Response:
+    item = _explanations(request).get(key)
     if item is None:
         return _error(404, "this explanation has expired")
     from mbcnav.render.report_pdf import report_pdf

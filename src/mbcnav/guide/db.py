@@ -1,4 +1,6 @@
-"""Database for saved guides, the email outbox and rate limits: SQLite by default, PostgreSQL by URL.
+"""The app's database: saved guides, the email outbox and rate limits, and the CDS service's
+short-lived records (explanations behind card links, JWT ids already used). SQLite by default,
+PostgreSQL by URL.
 
 The schema is created only by the Alembic migrations (`migrate`); the tables below mirror them for
 queries, and a test checks that the two agree.
@@ -89,6 +91,26 @@ rate_events = Table(
     Column("key", String(64), nullable=False),  # SHA-256 hex of e.g. "addr:..." or "client:...", never raw
     Column("at", UTCDateTime, nullable=False),
     Index("ix_rate_events_key_at", "key", "at"),
+)
+
+
+# CDS Hooks: what a card's "full explanation" link shows, shared by every server process. The
+# payload is the FHIR import report (profile included), compressed and encrypted with a key
+# derived from the app's secret; rows are deleted when they expire (one hour).
+cds_explanations = Table(
+    "cds_explanations", metadata,
+    Column("key_hash", String(64), primary_key=True),   # SHA-256 hex of the link key
+    Column("payload", LargeBinary, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index("ix_cds_explanations_expires_at", "expires_at"),
+)
+
+# CDS Hooks: JWT ids (`jti`) already accepted, until the token expires, so a replay fails in any process.
+cds_token_uses = Table(
+    "cds_token_uses", metadata,
+    Column("use_hash", String(64), primary_key=True),   # SHA-256 hex of issuer and jti
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index("ix_cds_token_uses_expires_at", "expires_at"),
 )
 
 

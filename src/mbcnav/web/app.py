@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import mbcnav.api
 from mbcnav.api.problems import Problem
 from mbcnav.fhir import _cds_auth as cds_auth
+from mbcnav.fhir._cds_store import DatabaseExplanations, DatabaseTokenLedger
 from mbcnav.fhir.cds_hooks import router as cds_hooks_router
 from mbcnav.web.routes import guide, options, pages, profile, saved
 from mbcnav.web.security import HEADERS, CsrfError, SecurityHeadersMiddleware
@@ -46,12 +47,17 @@ ERROR_TEXT = {
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     cds_auth.policy()   # a broken MBCNAV_CDS_CLIENTS file stops the start, with the reason
-    codec = SessionCodec(settings.resolved_secret(), settings.session_max_age_days * 86400)
+    secret = settings.resolved_secret()
+    codec = SessionCodec(secret, settings.session_max_age_days * 86400)
     svc = Services(settings=settings, codec=codec)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         svc.start()
+        assert svc.engine is not None
+        # CDS card links and used JWT ids in the database: every worker process sees them.
+        app.state.cds_explanations = DatabaseExplanations(svc.engine, secret)
+        app.state.cds_token_ledger = DatabaseTokenLedger(svc.engine)
         try:
             yield
         finally:
