@@ -93,7 +93,12 @@ def recommend(profile: str | None, fmt: str, fhir_bundle: str | None) -> None:
         rec = run(data)
     except ProfileError as err:
         _problems(err)
-    click.echo(render(rec) if fmt == "text" else json.dumps(rec, indent=2, ensure_ascii=False))
+    if fmt == "text":
+        from mbcnav.whatif import what_if
+
+        click.echo(render(rec, what_if(data, rec)))
+    else:
+        click.echo(json.dumps(rec, indent=2, ensure_ascii=False))
 
 
 @main.command()

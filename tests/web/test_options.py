@@ -154,3 +154,19 @@ def test_the_clinical_trials_page_links_to_the_registry(browser: Browser) -> Non
     html = browser.client.get("/treatments/clinical-trials").text
     link = "https://clinicaltrials.gov/search?cond=Metastatic%20Breast%20Cancer&amp;aggFilters=status:rec"
     assert f'href="{link}"' in html
+
+
+def test_tests_show_what_each_result_could_add_apart_from_the_options(browser: Browser) -> None:
+    from tests.test_whatif import HER2_EQUIVOCAL
+
+    assert browser.post("/about-your-cancer", answers_from_profile(HER2_EQUIVOCAL)).status_code == 303
+    html = browser.client.get("/options").text
+    tests = html[html.index('id="tests"'):]
+    tests = tests[:tests.index("</section>")]
+    assert "If ISH finds extra copies of HER2 (HER2-positive), these could be added:" in tests
+    assert "A CDK4/6 pill with a hormone pill that lowers estrogen" in tests
+    assert "Until then these are not options for you." in tests
+    before_tests = html[:html.index('id="tests"')]
+    assert "A CDK4/6 pill with a hormone pill that lowers estrogen" not in before_tests   # not shown as an option
+    pro = browser.client.get("/options?view=pro").text
+    assert "CDK4/6 inhibitor" in pro[pro.index('id="tests"'):]                           # professional titles

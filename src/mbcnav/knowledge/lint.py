@@ -91,6 +91,8 @@ def patient_texts(kb: Knowledge) -> Iterator[tuple[str, str]]:
         yield f"safety {block.id}.because", block.because
     for test in kb.tests.values():
         yield f"test {test.id}.why", test.why
+        for i, outcome in enumerate(test.outcomes):
+            yield f"test {test.id}.outcomes[{i}].label", outcome.label
     for inter in kb.interactions:
         yield f"interaction {inter.id}.advice", inter.advice
     for question in kb.questions:
@@ -107,6 +109,21 @@ def readability_problems(kb: Knowledge) -> list[str]:
         for where, text in patient_texts(kb)
         if grade(text) > GRADE_LIMIT
     ]
+
+
+def outcome_problems(kb: Knowledge) -> list[str]:
+    """Each test outcome must name real profile fields with allowed values (checked by the parser)."""
+    from mbcnav.profile import ProfileError, parse_profile
+    from mbcnav.whatif import with_values
+
+    problems: list[str] = []
+    for test in kb.tests.values():
+        for i, outcome in enumerate(test.outcomes):
+            try:
+                parse_profile(with_values({"sex": "female"}, outcome.set))
+            except ProfileError as err:
+                problems.append(f"test {test.id}.outcomes[{i}]: {err}")
+    return problems
 
 
 def stale_reviews(kb: Knowledge, today: dt.date | None = None) -> list[str]:

@@ -150,6 +150,13 @@ class SafetyBlock(Reviewed):
     because: str
 
 
+class TestOutcome(_Data):
+    """One possible result of a test, as profile fields ("tumor.esr1": mutated), and its plain label."""
+
+    label: str                                   # plain words: "If an ESR1 change is found"
+    set: dict[str, str | float | bool] = Field(min_length=1)
+
+
 class TestSuggestion(Reviewed):
     id: str
     test: str                        # display name, e.g. "ESR1 mutation (blood ctDNA)"
@@ -157,6 +164,8 @@ class TestSuggestion(Reviewed):
     when: str | None = None          # suggest when this holds (and the engine finds it useful)
     resolves: list[str] = Field(default_factory=list)  # fact columns this test can fill in
     professional: str | None = None
+    # Results worth spelling out: the what-if step (whatif.py) shows the options each would add.
+    outcomes: list[TestOutcome] = Field(default_factory=list)
 
 
 class Interaction(Reviewed):

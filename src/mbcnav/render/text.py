@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Mapping
 from typing import Any
 
 from mbcnav.render.labels import SUBTYPE_LABEL, TIER_LABEL
@@ -17,7 +18,8 @@ def drug_line(drugs: list[list[str]]) -> str:
     return "  +  ".join(f"({p})" if " or " in p and len(drugs) > 1 else p for p in parts)
 
 
-def render(rec: dict[str, Any]) -> str:
+def render(rec: dict[str, Any], possible: Mapping[str, list[dict[str, Any]]] | None = None) -> str:
+    """The recommendation as text; `possible` (whatif.what_if) adds what each test result could add."""
     out: list[str] = []
     out.append("mbcnav — treatment options to discuss with your care team")
     out.append(_wrap(rec["disclaimer"], ""))
@@ -57,6 +59,10 @@ def render(rec: dict[str, Any]) -> str:
         for test in rec["tests_to_consider"]:
             out.append(f"  - {test['test']}")
             out.append(_wrap(test["why"], "     "))
+            for outcome in (possible or {}).get(test.get("id", ""), []):
+                added = "; ".join(o["plain_title"] for o in outcome["options"])
+                out.append(textwrap.fill(f"{outcome['label']}, these could be added: {added}", width=88,
+                                         initial_indent="     ? ", subsequent_indent="       "))
         out.append("")
     if rec["interactions"]:
         out.append("CHECK WITH YOUR PHARMACIST: MEDICINE INTERACTIONS")

@@ -20,6 +20,7 @@ from mbcnav.render.labels import SUBTYPE_LABEL, TIER_LABEL
 from mbcnav.web.content import Category, categories, category_of, trial_finder
 from mbcnav.web.path import PathStep, treatment_path
 from mbcnav.web.slots import Lru
+from mbcnav.whatif import what_if
 
 HER2_LABEL = {"positive": "HER2-positive", "low": "HER2-low", "ultralow": "HER2-ultralow", "zero": "HER2-zero",
               "unknown": "HER2 result not known"}
@@ -153,7 +154,9 @@ def build(profile: Mapping[str, Any]) -> OptionsView:
     rec = evaluation.recommendation
     urgent, warnings = _warnings(rec)
     personal, general = _questions(rec)
-    tests = [{**t, "professional": getattr(knowledge().tests.get(t.get("id", "")), "professional", None)}
+    possible = what_if(profile, rec)
+    tests = [{**t, "professional": getattr(knowledge().tests.get(t.get("id", "")), "professional", None),
+              "outcomes": possible.get(t.get("id", ""), [])}
              for t in rec["tests_to_consider"]]
     return OptionsView(
         rec=rec,
