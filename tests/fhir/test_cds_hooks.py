@@ -282,3 +282,21 @@ def test_second_line_pik3ca_unknown_names_the_test() -> None:
     body = conforming(call("POST", SIGN, json=order("order-sign", resources, draft("2169285", "Alpelisib", "mr9"))))
     card = next(c for c in body["cards"] if "does not fit" in c["summary"])
     assert "not known yet (pik3ca" in card["detail"] and "PIK3CA, AKT1 and PTEN" in card["detail"]
+
+
+def test_tests_card_says_what_each_test_result_would_add() -> None:
+    from mbcnav.engine import evaluate
+    from mbcnav.fhir.mcode import import_bundle
+    from mbcnav.whatif import what_if
+
+    resources, pid = mitre01(), "mCODETrialMatchingPatientExample01"
+    body = conforming(call("POST", PV, json=request("patient-view", pid, prefetch=prefetch_for(resources, pid))))
+    card = next(c for c in body["cards"] if c["summary"].startswith("Tests that could open more options"))
+    report = import_bundle({"resourceType": "Bundle", "type": "collection",
+                            "entry": [{"resource": r} for r in resources]})
+    possible = what_if(report.profile, evaluate(report.profile).recommendation)
+    assert possible      # this record leaves HER2 scoring, germline BRCA and NTRK open
+    for outcomes in possible.values():
+        for outcome in outcomes:
+            expected = f"{outcome['label']}: {'; '.join(o['title'] for o in outcome['options'])}."
+            assert expected in card["detail"]

@@ -8,6 +8,7 @@ link to the full explanation. Emergencies come first as critical cards.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from mbcnav.fhir._cds_models import Card, Coding, Link, Source
@@ -53,15 +54,23 @@ def _option_card(rec: dict[str, Any], entry: dict[str, Any], link: Link,
                 detail="\n".join(detail), source=source_for(rec, entry), links=[link])
 
 
-def patient_view(rec: dict[str, Any], report: ImportReport, link: Link) -> list[Card]:
+def _test_line(test: dict[str, Any], possible: Mapping[str, list[dict[str, Any]]]) -> str:
+    line = f"- **{test['test']}**: {test['why']}"
+    outcomes = possible.get(test.get("id", ""), [])
+    if outcomes:
+        return line + "".join(f" {o['label']}: {'; '.join(x['title'] for x in o['options'])}." for o in outcomes)
+    return line + (f" Could open: {'; '.join(test['could_open'])}." if test.get("could_open") else "")
+
+
+def patient_view(rec: dict[str, Any], report: ImportReport, link: Link,
+                 possible: Mapping[str, list[dict[str, Any]]] | None = None) -> list[Card]:
+    """`possible`: what each suggested test's results would add (whatif.what_if), for the tests card."""
     cards: list[Card] = [_option_card(rec, e, link, "critical") for e in rec["local_and_supportive"] if e.get("urgent")]
     preferred = [o for o in rec["options"] if o["tier"] == "preferred"] or rec["options"][:1]
     cards += [_option_card(rec, o, link) for o in preferred[:MAX_OPTION_CARDS]]
     if rec["tests_to_consider"]:
         names = ", ".join(t["test"] for t in rec["tests_to_consider"])
-        detail = "\n".join(f"- **{t['test']}**: {t['why']}"
-                           + (f" Could open: {'; '.join(t['could_open'])}." if t.get("could_open") else "")
-                           for t in rec["tests_to_consider"])
+        detail = "\n".join(_test_line(t, possible or {}) for t in rec["tests_to_consider"])
         cards.append(Card(summary=f"Tests that could open more options: {names}", indicator="info", detail=detail,
                           source=source_for(rec), links=[link]))
     for inter in rec["interactions"]:

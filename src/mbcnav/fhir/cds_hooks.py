@@ -28,6 +28,7 @@ from mbcnav.fhir._cds_prefetch import TEMPLATES, PrefetchUnavailable, gather
 from mbcnav.fhir._cds_store import Explanations
 from mbcnav.fhir._explanations import STORE, page
 from mbcnav.fhir.mcode import import_bundle
+from mbcnav.whatif import what_if
 
 router = APIRouter(tags=["CDS Hooks"])
 
@@ -113,7 +114,8 @@ async def call_service(service_id: str, request: Request) -> Response:
     key = await run_in_threadpool(_explanations(request).put, evaluation, report)
     link = Link(label="Full explanation (mbcnav)", url=str(request.url_for("cds_explanation", key=key)))
     if service["hook"] == "patient-view":
-        cards: list[Card] = _cds_cards.patient_view(evaluation.recommendation, report, link)
+        possible = await run_in_threadpool(what_if, report.profile, evaluation.recommendation)
+        cards: list[Card] = _cds_cards.patient_view(evaluation.recommendation, report, link, possible)
     else:
         cards = _cds_orders.check(evaluation, hook.context, service["hook"], link)
     return JSONResponse(cards_json(cards))
