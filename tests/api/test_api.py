@@ -71,6 +71,22 @@ def test_explain_traces_every_rule() -> None:
     assert "subtype" in data.facts and data.recommendation.contract == "1"
 
 
+def test_what_if_lists_what_each_test_result_would_add() -> None:
+    from mbcnav.whatif import what_if
+    from tests.test_whatif import HER2_EQUIVOCAL
+
+    response = call("POST", "/api/v1/what-if", json=HER2_EQUIVOCAL)
+    assert response.status_code == 200
+    data = models.WhatIf.model_validate(response.json())
+    assert data.knowledge_version == knowledge().version
+    assert {t.id: [o.model_dump() for o in t.outcomes] for t in data.tests} == what_if(HER2_EQUIVOCAL)
+    assert [t.id for t in data.tests] == ["her2_ish"]
+    brand = call("POST", "/api/v1/what-if", json={**HER2_EQUIVOCAL, "current_medications": ["Zoloft"]})
+    assert brand.status_code == 200
+    bad = call("POST", "/api/v1/what-if", json={**HER2_EQUIVOCAL, "sex": "unknown-value"})
+    assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
+
+
 def test_drugs_and_brand_lookup() -> None:
     listing = call("GET", "/api/v1/drugs").json()
     assert len(listing) == len(knowledge().drugs) and {"id", "brands", "classes"} <= set(listing[0])

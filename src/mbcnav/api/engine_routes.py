@@ -44,6 +44,21 @@ async def recommend(profile: Profile) -> Response:
     return JSONResponse(evaluate(profile).recommendation)
 
 
+@router.post("/what-if", response_model=models.WhatIf, summary="What each pending test result would add",
+             responses=responses("invalid-json", "invalid-profile"))
+async def what_if_route(profile: Profile) -> Response:
+    """For each suggested test with spelled-out results, the options each result would add (the engine run
+    again with that result). They are possibilities kept apart from the Recommendation, never offered options."""
+    from mbcnav.whatif import what_if
+
+    data = profile.model_dump(mode="json", exclude_none=True)
+    rec = evaluate(profile).recommendation
+    possible = what_if(data, rec)
+    return JSONResponse({"knowledge_version": rec["knowledge_version"],
+                         "tests": [{"id": t["id"], "test": t["test"], "outcomes": possible[t["id"]]}
+                                   for t in rec["tests_to_consider"] if t["id"] in possible]})
+
+
 @router.post("/explain", response_model=models.Explanation, summary="Every rule, the facts it saw, its verdict",
              responses=responses("invalid-json", "invalid-profile"))
 async def explain(profile: Profile) -> Response:

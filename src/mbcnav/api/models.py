@@ -56,6 +56,33 @@ class TestToConsider(_Out):
     could_open: list[str] | None = Field(default=None, description="Plain titles of options the result could open")
 
 
+class PossibleOption(_Out):
+    id: str
+    title: str
+    plain_title: str
+    tier: Tier
+
+
+class Outcome(_Out):
+    label: str = Field(description="The result, in plain words (\"If an ESR1 change is found\")")
+    options: list[PossibleOption] = Field(min_length=1, description="Options this result would add")
+
+
+class TestOutcomes(_Out):
+    id: str
+    test: str
+    outcomes: list[Outcome] = Field(min_length=1)
+
+
+class WhatIf(_Out):
+    """For each suggested test with spelled-out results, the options each result would add.
+
+    Possibilities, not options: none of them is offered until the result is known."""
+
+    knowledge_version: str
+    tests: list[TestOutcomes]
+
+
 class Interaction(_Out):
     id: str
     drugs: list[str] = Field(min_length=2, max_length=2, description="[cancer drug, other medicine]")

@@ -193,7 +193,7 @@ class _Responses:
 
 
 #: Route names whose 200 answers depend only on the request body.
-CACHEABLE = frozenset({"recommend", "explain"})
+CACHEABLE = frozenset({"recommend", "explain", "what_if_route"})
 
 
 class ProblemRoute(APIRoute):
