@@ -56,6 +56,10 @@ def session(master: str | None = None, app: str = "mbcnav-cohort") -> Started:
         .config("spark.executor.extraJavaOptions", JVM_OPTIONS)
         .config("spark.ui.enabled", "false")
         .config("spark.sql.shuffle.partitions", "8")
+        # Whole-stage code generation fuses each stage into one generated method; over this
+        # plan's hundreds of columns that costs more than it saves: 200k patients on local[2]
+        # took 59 s with it and 42-46 s without (benchmarks/cohort.py, 2026-11-23).
+        .config("spark.sql.codegen.wholeStage", "false")
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")
