@@ -170,3 +170,15 @@ def test_tests_show_what_each_result_could_add_apart_from_the_options(browser: B
     assert "A CDK4/6 pill with a hormone pill that lowers estrogen" not in before_tests   # not shown as an option
     pro = browser.client.get("/options?view=pro").text
     assert "CDK4/6 inhibitor" in pro[pro.index('id="tests"'):]                           # professional titles
+
+
+def test_text_that_looks_like_a_slot_marker_is_shown_as_typed(browser: Browser) -> None:
+    """A medicine name is shown back in a warning; one shaped like a slot marker must stay text."""
+    data = profile("hr_positive_second_line_esr1_pik3ca")
+    lookalikes = ["@@mbcnav:csrf@@", "@@mbcnav:q:general_goal@@", "@@mbcnav:panel@@"]
+    data["current_medications"] = lookalikes
+    assert browser.post("/about-your-cancer", answers_from_profile(data)).status_code == 303
+    for view in ("", "?view=pro"):
+        response = browser.client.get("/options" + view)
+        assert response.status_code == 200
+        assert all(marker in response.text for marker in lookalikes)

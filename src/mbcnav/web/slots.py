@@ -5,26 +5,30 @@ A long page rendered by Jinja costs milliseconds; the parts of it that differ be
 page is rendered once with slot markers in those places, split at the markers, and each request
 joins the literal parts with its own values: no template work and no search through the page.
 
-A marker is `@@mbcnav:NAME@@`. It has no character that HTML escaping changes, so a marker
-passed as a plain template value comes out of autoescaping intact.
+A marker is `@@mbcnav-NONCE:NAME@@`. It has no character that HTML escaping changes, so a marker
+passed as a plain template value comes out of autoescaping intact. NONCE is random per process
+and never leaves it (every marker is filled before a page is sent): text a visitor typed, such as
+a medicine name shown back in a warning, can look like a marker but cannot be one.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
 from threading import Lock
 from typing import Generic, TypeVar
 
-_MARKER = re.compile(r"(@@mbcnav:[A-Za-z0-9_.:-]+@@)")
+_NONCE = secrets.token_hex(8)
+_MARKER = re.compile(rf"(@@mbcnav-{_NONCE}:[A-Za-z0-9_.:-]+@@)")
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 
 def slot(name: str) -> str:
-    return f"@@mbcnav:{name}@@"
+    return f"@@mbcnav-{_NONCE}:{name}@@"
 
 
 class Slotted:
