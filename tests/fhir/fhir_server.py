@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -51,15 +51,18 @@ class FhirStub:
 
 
 @contextmanager
-def serve(stub: FhirStub) -> Iterator[str]:
+def serve_json(answer: Callable[[str, str | None], tuple[int, Any]], content_type: str = "application/json",
+               path: str = "") -> Iterator[str]:
+    """A JSON server on 127.0.0.1 in a thread: `answer(path, Authorization)` -> (status, body).
+
+    Yields the base URL (`path` appended to the server's address).
+    """
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            url = urlparse(self.path)
-            stub.requests.append((self.path, self.headers.get("Authorization")))
-            status, body = stub.answer(url.path, parse_qs(url.query))
+            status, body = answer(self.path, self.headers.get("Authorization"))
             data = json.dumps(body).encode()
             self.send_response(status)
-            self.send_header("Content-Type", "application/fhir+json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
@@ -68,15 +71,26 @@ def serve(stub: FhirStub) -> Iterator[str]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    stub.base = f"http://127.0.0.1:{server.server_address[1]}/fhir"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield stub.base
+        yield f"http://127.0.0.1:{server.server_address[1]}{path}"
     finally:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@contextmanager
+def serve(stub: FhirStub) -> Iterator[str]:
+    def answer(path: str, authorization: str | None) -> tuple[int, dict[str, Any]]:
+        stub.requests.append((path, authorization))
+        url = urlparse(path)
+        return stub.answer(url.path, parse_qs(url.query))
+
+    with serve_json(answer, "application/fhir+json", "/fhir") as base:
+        stub.base = base
+        yield base
 
 
 def closed_port_url() -> str:

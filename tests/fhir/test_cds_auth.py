@@ -9,12 +9,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from mbcnav.fhir import _cds_auth
 from mbcnav.fhir._cds_auth import CLIENTS_ENV, ConfigError, Denied, Policy
 from tests.api.client import call
+from tests.fhir.fhir_server import serve_json
 from tests.fhir.test_cds_hooks import PV, mitre01, prefetch_for, request
 
 ISS = "https://ehr.example.org/"
@@ -133,28 +132,12 @@ def jwks_server(keys: dict[str, Any]) -> Iterator[tuple[str, list[str]]]:
     """A JWK Set over HTTP on 127.0.0.1; yields its URL and the list of paths fetched."""
     fetched: list[str] = []
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            fetched.append(self.path)
-            data = json.dumps(keys).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def answer(path: str, _authorization: str | None) -> tuple[int, dict[str, Any]]:
+        fetched.append(path)
+        return 200, keys
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/jwks.json", fetched
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serve_json(answer) as base:
+        yield f"{base}/jwks.json", fetched
 
 
 def test_key_set_fetched_from_the_client_url_cached_and_refreshed_on_rotation(

@@ -37,19 +37,15 @@ class OptionsPage:
         option_template = renderer.env.get_template("_option_control.html")
 
         @lru_cache(maxsize=4096)
-        def question(question_id: str, added: bool, next_url: str) -> str:
-            return str(macros.question_control(question_id, "", added, next_url))
-
-        @lru_cache(maxsize=4096)
-        def question_bytes(question_id: str, added: bool, next_url: str) -> bytes:
-            return question(question_id, added, next_url).encode()
+        def question(question_id: str, added: bool, next_url: str) -> bytes:
+            return str(macros.question_control(question_id, "", added, next_url)).encode()
 
         @lru_cache(maxsize=4096)
         def option(option_id: str, chosen: bool, next_url: str) -> Slotted:
             return Slotted(option_template.render(option_id=option_id, chosen=chosen, next_url=next_url,
                                                   csrf=CSRF_SLOT))
 
-        self._question, self._question_bytes, self._option = question, question_bytes, option
+        self._question, self._option = question, option
 
     def body(self, key: str, view: OptionsView, pro: bool, *, csrf: str, guide_panel: str,
              in_guide: Collection[str], chosen: Collection[str]) -> bytes:
@@ -61,7 +57,7 @@ class OptionsPage:
         def control(marker: str) -> bytes:
             kind, item_id = cached.controls[marker]
             if kind == "q":
-                return self._question_bytes(item_id, item_id in in_guide, next_url)
+                return self._question(item_id, item_id in in_guide, next_url)
             return self._option(item_id, item_id in chosen, next_url).fill({CSRF_SLOT: csrf})
 
         return cached.text.fill(values, control)
@@ -80,7 +76,7 @@ class OptionsPage:
         question_ids = {q.id for q in view.personal_questions} | {
             q.id for _, items in view.general_questions for q in items}
         # Each control, as rendered in its "not added" state, is swapped for its own slot.
-        plain = [("q", i, self._question(i, False, next_url)) for i in sorted(question_ids)] + [
+        plain = [("q", i, self._question(i, False, next_url).decode()) for i in sorted(question_ids)] + [
             ("o", i, self._option(i, False, next_url).fill({CSRF_SLOT: CSRF_SLOT}).decode())
             for i in sorted(view.option_ids)]
         for kind, item_id, control in plain:
