@@ -8,6 +8,7 @@ the rows the Profile model rejects, naming the same fields.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,13 @@ import polars as pl
 import pytest
 
 from mbcnav.cohort import local
+from mbcnav.cohort.tables import WORD_BITS, name_bits
+from mbcnav.cohort.validate import DrugNames
 from mbcnav.knowledge.loader import knowledge
 from mbcnav.profile import ProfileError, parse_profile
-from tests.cohort.conftest import N_MALFORMED, N_REALISTIC, N_SPARK, N_WIDE, mismatches, records
+from mbcnav.vocabulary import catalogue_entries, normalise_drug
+from tests.cohort import wide
+from tests.cohort.conftest import N_MALFORMED, N_REALISTIC, N_SPARK, N_WIDE, SEED, mismatches, records
 from tests.cohort.reference import expected as engine_expected
 from tests.cohort.reference import strip_nulls
 
@@ -55,6 +60,22 @@ def test_local_engine_equals_the_one_patient_engine_on_20000_patients(
         assert not wrong, f"{len(wrong)} of {results.height} differ, e.g.\n" + "\n".join(wrong[:10])
         evaluated += results.height
     assert evaluated == N_REALISTIC + N_WIDE >= 20_000
+
+
+def test_more_drug_names_than_one_mask_word(tmp_path: Path) -> None:
+    """Names are bits in 62-bit words: a batch with every catalogue name and brand needs several."""
+    catalogue = [n for e in catalogue_entries() for n in [e["id"], *e.get("brands", [])]]
+    rows = wide.profiles(600, SEED, drugs=catalogue, given=[*catalogue, "clinical_trial", "radiation"])
+    assert name_bits(catalogue, DrugNames(known={n: normalise_drug(n) for n in catalogue}).known).words >= 2
+    source = tmp_path / "many-names.ndjson"
+    source.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    summary = local.evaluate(source, tmp_path / "many-names.parquet")
+    assert summary.rejected == 0, summary.errors_path and summary.errors_path.read_text()[:2000]
+    used = {d for r in rows for e in [*r["history"]["early"], *r["history"]["metastatic"]] for d in e["drugs"]}
+    assert len(used) > 2 * WORD_BITS
+    kb = knowledge()
+    wrong = list(mismatches(pl.read_parquet(tmp_path / "many-names.parquet"), [engine_expected(r, kb) for r in rows]))
+    assert not wrong, f"{len(wrong)} of {len(rows)} differ, e.g.\n" + "\n".join(wrong[:10])
 
 
 def test_unknowns_are_exercised(expected: dict[str, list[dict[str, Any]]]) -> None:

@@ -22,7 +22,7 @@ def _maybe(rng: random.Random, value: Any, p: float = 0.3) -> Any:
     return None if rng.random() < p else value
 
 
-def profile(rng: random.Random) -> dict[str, Any]:
+def profile(rng: random.Random, drugs: list[str] = SYSTEMIC, given: list[str] = GIVEN) -> dict[str, Any]:
     sex = rng.choice(["female", "female", "female", "male"])
     ihc = rng.choice(["0", "ultralow", "1+", "2+", "3+", "unknown"])
     ish = rng.choice(["amplified", "not_amplified", "not_done"])
@@ -33,7 +33,7 @@ def profile(rng: random.Random) -> dict[str, Any]:
         conditions = [c for c in conditions if c != "pregnancy"]
     metastatic = [
         {k: v for k, v in {
-            "drugs": rng.sample(SYSTEMIC, rng.randint(1, 3)),
+            "drugs": rng.sample(drugs, rng.randint(1, 3)),
             "outcome": _maybe(rng, rng.choice(["progressed", "intolerant", "stopped"])),
             "months": _maybe(rng, rng.choice([1, 4, 12, 30])),
         }.items() if v is not None}
@@ -43,7 +43,7 @@ def profile(rng: random.Random) -> dict[str, Any]:
         metastatic[-1]["outcome"] = "ongoing"
     early = [
         {k: v for k, v in {
-            "drugs": rng.sample(SYSTEMIC, rng.randint(1, 3)),
+            "drugs": rng.sample(drugs, rng.randint(1, 3)),
             "setting": rng.choice(["adjuvant", "neoadjuvant"]),
             "months_since_end": _maybe(rng, rng.choice([0, 3, 6, 7, 11, 12, 13, 24, 60])),
         }.items() if v is not None}
@@ -89,11 +89,11 @@ def profile(rng: random.Random) -> dict[str, Any]:
         }.items() if v is not None},
         "history": {"early": early, "metastatic": metastatic},
         "current_medications": rng.sample(MEDICINES, rng.randint(0, 3)),
-        "given_drugs": _maybe(rng, rng.sample(GIVEN, rng.randint(1, 3)), 0.2),
+        "given_drugs": _maybe(rng, rng.sample(given, rng.randint(1, 3)), 0.2),
     }
     return {k: v for k, v in out.items() if v is not None}
 
 
-def profiles(n: int, seed: int) -> list[dict[str, Any]]:
+def profiles(n: int, seed: int, drugs: list[str] = SYSTEMIC, given: list[str] = GIVEN) -> list[dict[str, Any]]:
     rng = random.Random(seed)
-    return [profile(rng) for _ in range(n)]
+    return [profile(rng, drugs, given) for _ in range(n)]

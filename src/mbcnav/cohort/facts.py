@@ -60,7 +60,9 @@ def _any_bit(exprs: Sequence[pl.Expr], masks: Sequence[int]) -> pl.Expr:
 def _code_bits(codes: pl.Expr, word: int, words: int) -> pl.Expr:
     """2**code for the codes in this word (0 for others): distinct codes give distinct powers."""
     codes = codes.cast(I64)
-    power = pl.lit(2, I64).pow(codes - WORD_BITS * word).cast(I64)
+    # The exponent is the code's place within its word: `when` below evaluates `power` for every
+    # code, and a negative integer exponent is an error.
+    power = pl.lit(2, I64).pow(codes % WORD_BITS).cast(I64)
     return power if words == 1 else pl.when(codes // WORD_BITS == word).then(power).otherwise(pl.lit(0, I64))
 
 
