@@ -153,7 +153,6 @@ from pathlib import Path
 import polars as pl
 from mbcnav.cohort import local, read
 from mbcnav.cohort.facts import _FIRST, _SECOND
-from mbcnav.cohort.rules import OUTPUT_COLUMNS, _as_lists, _masks
 ev = local.Evaluator()
 out = {{}}
 def stage(name, make):
@@ -176,21 +175,9 @@ parts = ([e for e in facts if e.meta.output_name() in _FIRST], [e for e in facts
          [e for e in facts if e.meta.output_name() not in _FIRST | _SECOND])
 derived = stage("facts", lambda: lists.lazy().with_columns(parts[0]).with_columns(parts[1]).with_columns(parts[2])
                 .select([*local.KEEP, *d.columns]).collect())
-def rules():
-    f = derived.lazy().with_columns(plan.given_masks(tables.names)).with_columns(plan.given(tables.names))
-    f = f.with_columns(plan.conditions)
-    for step in plan.steps:
-        f = f.with_columns(step)
-    return f.collect()
-ruled = stage("rules (conditions and plan)", rules)
-generic = {{n: "|".join(ids) for n, ids in tables.names.ids.items() if ids != (n,)}}
-masks = {{name: _masks(items) for name, items in plan.lists.items()}}
-def id_lists():
-    scalar = ruled.lazy().select([*plan.scalars(generic), *(m.alias(f"{{name}}#{{w}}") for name, ms in masks.items()
-                                                           for w, m in enumerate(ms))]).collect()
-    return scalar.select([*(pl.col(c) for c in scalar.columns if "#" not in c and c != "_concordance"),
-                          *(_as_lists(scalar, name, items).alias(name) for name, items in plan.lists.items())]
-                         ).select(OUTPUT_COLUMNS)
+ruled = stage("rules (conditions and plan)", lambda: plan.rules(derived.lazy(), tables.names).collect())
+unnamed = valid["patient_id"].has_nulls()
+def id_lists(): return plan.answer(ruled.lazy(), tables.names.ids, unnamed)
 result = stage("id lists", id_lists)
 stage("write", lambda: result.lazy().sink_parquet({out!r}, compression="lz4", statistics=False))
 RESULT = {{k: v[0] for k, v in out.items()}} | {{k + " (wall)": v[1] for k, v in out.items()}}

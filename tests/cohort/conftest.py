@@ -20,7 +20,8 @@ N_REALISTIC = 15_000
 N_WIDE = 5_000
 N_SPARK = 2_000
 COMPARED = ("subtype", "her2_category", "decision_point", "line", "options_preferred", "options_alternative",
-            "options_selected_cases", "local_and_supportive", "tests_to_consider", "safety_flags", "concordance")
+            "options_selected_cases", "local_and_supportive", "tests_to_consider", "safety_flags", "given_drugs",
+            "concordance")
 
 
 def _expected_chunk(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

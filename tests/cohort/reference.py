@@ -45,6 +45,7 @@ def expected(record: dict[str, Any], kb: Knowledge) -> dict[str, Any]:
         "local_and_supportive": [e["id"] for e in rec["local_and_supportive"]],
         "tests_to_consider": [t["id"] for t in rec["tests_to_consider"]],
         "safety_flags": [b.id for b in kb.safety if b.id in blocked] + [w.id for w in kb.warnings if w.id in fired],
+        "given_drugs": None if given is None else list(dict.fromkeys(i for n in given for i in normalise_drug(n))),
         "concordance": concordance(ev, kb, given),
     }
 

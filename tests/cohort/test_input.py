@@ -60,6 +60,16 @@ def test_malformed_ndjson_rows_are_reported_by_row_and_field_and_skipped(tmp_pat
     assert "unknown drug name 'aspirinx'" in message
 
 
+def test_given_drugs_are_generic_ids_each_once_whatever_else_the_batch_holds(tmp_path: Path) -> None:
+    """A batch without any brand name used to keep a name typed twice; Spark never did."""
+    lines = [json.dumps({**GOOD, "patient_id": "a", "given_drugs": ["letrozole", "palbociclib", "letrozole"]}),
+             json.dumps({**GOOD, "patient_id": "b"}),
+             json.dumps({**GOOD, "patient_id": "c", "given_drugs": []})]
+    out = tmp_path / "results.parquet"
+    local.evaluate(_ndjson(tmp_path / "in.ndjson", lines), out)
+    assert pl.read_parquet(out)["given_drugs"].to_list() == [["letrozole", "palbociclib"], None, []]
+
+
 def test_csv_with_dotted_columns_and_json_cells(tmp_path: Path) -> None:
     source = tmp_path / "in.csv"
     source.write_text(

@@ -22,6 +22,11 @@ def _maybe(rng: random.Random, value: Any, p: float = 0.3) -> Any:
     return None if rng.random() < p else value
 
 
+def _given(rng: random.Random, names: list[str]) -> list[str]:
+    chosen = rng.sample(names, rng.randint(1, 3))
+    return chosen + chosen[:1] if rng.random() < 0.05 else chosen  # a name typed twice counts once
+
+
 def profile(rng: random.Random, drugs: list[str] = SYSTEMIC, given: list[str] = GIVEN) -> dict[str, Any]:
     sex = rng.choice(["female", "female", "female", "male"])
     ihc = rng.choice(["0", "ultralow", "1+", "2+", "3+", "unknown"])
@@ -89,7 +94,7 @@ def profile(rng: random.Random, drugs: list[str] = SYSTEMIC, given: list[str] = 
         }.items() if v is not None},
         "history": {"early": early, "metastatic": metastatic},
         "current_medications": rng.sample(MEDICINES, rng.randint(0, 3)),
-        "given_drugs": _maybe(rng, rng.sample(given, rng.randint(1, 3)), 0.2),
+        "given_drugs": _maybe(rng, _given(rng, given), 0.2),
     }
     return {k: v for k, v in out.items() if v is not None}
 

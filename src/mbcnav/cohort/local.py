@@ -74,8 +74,7 @@ class Evaluator:
     def results(self, valid: pl.DataFrame, drug_names: Iterable[str]) -> pl.DataFrame:
         tables = self.tables(valid, drug_names)
         facts = self.derivation.stages(valid.lazy(), tables, KEEP)
-        generic = {n: "|".join(ids) for n, ids in tables.names.ids.items() if ids != (n,)}
-        return self.polars.evaluate(facts, tables.names, generic)
+        return self.polars.evaluate(facts, tables.names, tables.names.ids, valid["patient_id"].has_nulls())
 
 
 def batches(path: Path, batch_rows: int) -> tuple[str, Iterator[read.Batch]]:

@@ -65,35 +65,45 @@ class PolarsPlan:
 
         return [_mask(pl.col("given_drugs"), codes, w, names.words).alias(f"_gmask{w}") for w in range(names.words)]
 
-    def evaluate(self, facts: pl.LazyFrame, names: NameBits, generic: Mapping[str, str]) -> pl.DataFrame:
+    def evaluate(self, facts: pl.LazyFrame, names: NameBits, ids: Mapping[str, tuple[str, ...]],
+                 unnamed: bool = True) -> pl.DataFrame:
+        """Facts -> one results row per patient. `ids`: typed drug name -> generic ids."""
+        return self.answer(self.rules(facts, names), ids, unnamed)
+
+    def rules(self, facts: pl.LazyFrame, names: NameBits) -> pl.LazyFrame:
+        """The condition columns, then the plan's steps over them."""
         # Masks first, as columns: expressions over lists are not shared between the flags that read them.
         frame = facts.with_columns(self.given_masks(names)).with_columns(self.given(names)).with_columns(
             self.conditions)
         for step in self.steps:
             frame = frame.with_columns(step)
+        return frame
+
+    def answer(self, ruled: pl.LazyFrame, ids: Mapping[str, tuple[str, ...]], unnamed: bool) -> pl.DataFrame:
+        """The plan's columns -> the results columns (ids as lists, positions as labels)."""
         masks = {name: _masks(items) for name, items in self.lists.items()}
-        scalar = frame.select([
-            *self.scalars(generic),
+        scalar = ruled.select([
+            *self.scalars(unnamed),
             *(m.alias(f"{name}#{w}") for name, ms in masks.items() for w, m in enumerate(ms)),
         ]).collect()
         return scalar.select([
-            *(pl.col(c) for c in scalar.columns if "#" not in c and c != "_concordance"),
+            *(pl.col(c) for c in scalar.columns if "#" not in c and c not in ("_concordance", "given_drugs")),
+            _generic_ids(scalar, ids).alias("given_drugs"),
             *(_as_lists(scalar, name, items).alias(name) for name, items in self.lists.items()),
         ]).select(OUTPUT_COLUMNS)
 
-    def scalars(self, generic: Mapping[str, str]) -> list[pl.Expr]:
-        given = pl.col("given_drugs")
-        if generic:  # brand names -> generic ids, only when the batch has any
-            given = given.list.eval(pl.element().replace(dict(generic)).str.split("|").explode()).list.unique(
-                maintain_order=True)
+    def scalars(self, unnamed: bool) -> list[pl.Expr]:
+        """`unnamed`: some rows have no patient_id (they are named by row number)."""
+        patient = pl.coalesce(pl.col("patient_id"), pl.format("row-{}", pl.col(ROW))) if unnamed else pl.col(
+            "patient_id")
         return [
-            pl.coalesce(pl.col("patient_id"), pl.format("row-{}", pl.col(ROW))).alias("patient_id"),
+            patient.alias("patient_id"),
             pl.col(ROW).alias("row"),
             pl.col("subtype").cast(pl.Enum(SUBTYPES)).fill_null("unknown").alias("subtype"),
             pl.col("her2").cast(pl.Enum(HER2_CATEGORIES)).fill_null("unknown").alias("her2_category"),
             _label(pl.col("_decision_point"), self.plan.decision_points).alias("decision_point"),
             pl.col("line").cast(pl.Int32).alias("line"),
-            given.alias("given_drugs"),
+            pl.col("given_drugs"),
             _label(pl.col("_concordance"), CONCORDANCE).alias("concordance"),
         ]
 
@@ -132,6 +142,20 @@ def _as_lists(frame: pl.DataFrame, name: str, items: Sequence[tuple[str, str]]) 
     if len(parts) == 1:
         return parts[0]
     return pl.concat_list([p.cast(every) for p in parts])
+
+
+def _generic_ids(frame: pl.DataFrame, ids: Mapping[str, tuple[str, ...]]) -> pl.Series:
+    """Given drug names -> their generic ids, each once, in order (brand names resolved).
+
+    A cohort records few distinct regimens, so each distinct list is resolved once and joined back.
+    """
+    given = frame.select("given_drugs")
+    distinct = given.unique()
+    resolved = [None if names is None else list(dict.fromkeys(i for n in names for i in ids.get(n, (n,))))
+                for names in distinct["given_drugs"].to_list()]
+    table = distinct.with_columns(pl.Series("_ids", resolved, dtype=pl.List(pl.String)))
+    joined = given.join(table, on="given_drugs", how="left", nulls_equal=True, maintain_order="left")
+    return joined["_ids"]
 
 
 def _label(position: pl.Expr, labels: Sequence[str]) -> pl.Expr:
