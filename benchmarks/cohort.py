@@ -186,7 +186,11 @@ RESULT["rows"] = frame.height
 
 
 def stages(n: int, folder: Path, batch: int) -> None:
-    """CPU seconds per pipeline stage for one batch, run one after another (no overlap)."""
+    """CPU seconds per pipeline stage for one batch, run one after another (no overlap).
+
+    The first batch warms up (drug name lookups), the second is measured: a batch is at most n / 2.
+    """
+    batch = min(batch, n // 2)
     path = synthetic(n, folder)
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         result = _child(STAGES.format(path=str(path), batch=batch, out=str(Path(tmp) / "r.parquet")))
