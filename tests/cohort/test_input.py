@@ -6,6 +6,8 @@ Never silently dropped, never stops the run; the results file is only ever compl
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +124,24 @@ def test_a_crash_leaves_no_half_written_results(tmp_path: Path, monkeypatch: pyt
         local.evaluate(source, out, batch_rows=1_000)
     assert out.read_bytes() == b"previous results"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet", "results.parquet"]  # no temporary left
+
+
+def test_results_get_the_mode_of_a_new_file_or_of_the_file_they_replace(tmp_path: Path) -> None:
+    """Written through a private temporary file, results must still be readable by colleagues."""
+    source = tmp_path / "in.ndjson"
+    source.write_text(json.dumps(GOOD) + "\nnot json\n", encoding="utf-8")
+    old = os.umask(0o027)
+    try:
+        summary = local.evaluate(source, tmp_path / "new.parquet")
+        kept = tmp_path / "kept.parquet"
+        kept.write_bytes(b"old")
+        kept.chmod(0o664)
+        local.evaluate(source, kept)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "new.parquet").stat().st_mode) == 0o640
+    assert summary.errors_path and stat.S_IMODE(summary.errors_path.stat().st_mode) == 0o640
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o664
 
 
 def test_unreadable_input_is_an_error_not_an_empty_result(tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -268,4 +267,3 @@ def write(results: Path, target: Path, kb: Knowledge | None = None) -> None:
     text = render(results, kb)
     with atomic(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
-        os.chmod(tmp, 0o644)
