@@ -88,15 +88,37 @@ def concordance(ev: engine.Evaluation, kb: Knowledge, given_names: list[str] | N
     for entry in ev.recommendation["options"]:
         if _covers(kb, entry["drugs"], _allowed(kb, rules[entry["id"]]), systemic):
             return "concordant"
-    for result in ev.results:
-        if result.rule.kind != "option" or result.status != "unknown":
-            continue
-        entry = engine._entry(kb, result.rule, ev.truths)
-        engine._apply_adjuncts(kb, entry, ev.truths)
-        engine._apply_safety(kb, entry, ev.truths)
-        if _covers(kb, entry["drugs"], _allowed(kb, result.rule), systemic):
+    # Unknown: it matches an offered option once components added only because a fact is unknown
+    # are left out, or it matches (either way) an option a missing test could open.
+    offered = [rules[entry["id"]] for entry in ev.recommendation["options"]]
+    undetermined = [r.rule for r in ev.results if r.rule.kind == "option" and r.status == "unknown"]
+    for rule in offered:
+        if _covers(kb, _option(kb, rule, ev, certain=True), _allowed(kb, rule), systemic):
+            return "unknown"
+    for rule in undetermined:
+        if any(_covers(kb, _option(kb, rule, ev, certain), _allowed(kb, rule), systemic) for certain in (False, True)):
             return "unknown"
     return "discordant"
+
+
+def _option(kb: Knowledge, rule: Any, ev: engine.Evaluation, certain: bool) -> list[list[str]]:
+    """The option's components as the engine builds them (adjuncts, then the safety net).
+
+    `certain`: an adjunct is added only when its condition is known to be true, not when unknown.
+    """
+    entry = engine._entry(kb, rule, ev.truths)
+    if certain:
+        classes = kb.drug_classes.classes_of({d for component in entry["drugs"] for d in component})
+        for adjunct in kb.adjuncts:
+            if engine._truth(kb, ev.truths, adjunct.when) is not True or not classes & set(adjunct.for_classes):
+                continue
+            if not any(set(component) & set(adjunct.add) for component in entry["drugs"]):
+                entry["drugs"].append(list(adjunct.add))
+    else:
+        engine._apply_adjuncts(kb, entry, ev.truths)
+    engine._apply_safety(kb, entry, ev.truths)
+    drugs: list[list[str]] = entry["drugs"]
+    return drugs
 
 
 def _universe(kb: Knowledge) -> set[str]:

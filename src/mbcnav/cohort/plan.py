@@ -110,11 +110,12 @@ class _Builder:
     def emptied(self, component: list[str]) -> Sql:
         return and_(*(self.drug_blocked(d) for d in component))
 
-    def adjunct_parts(self, rule: s.Rule) -> list[tuple[s.Adjunct, Sql]]:
+    def adjunct_parts(self, rule: s.Rule, certain: bool = False) -> list[tuple[s.Adjunct, Sql]]:
         """Adjuncts that add a component to this rule, each with the SQL for "it is added".
 
         engine._apply_adjuncts: added when its condition is true or unknown, the rule has one of
         its classes, and no component (including one an earlier adjunct added) already has it.
+        `certain`: only when its condition is known to be true (what the option certainly needs).
         """
         drugs = {d for component in rule.drugs for d in component}
         classes = self.kb.drug_classes.classes_of(drugs)
@@ -125,7 +126,8 @@ class _Builder:
             if any(set(component) & set(adjunct.add) for component in rule.drugs):
                 continue
             earlier = [added for prior, added in out if set(prior.add) & set(adjunct.add)]
-            out.append((adjunct, and_(f"COALESCE({self.col(adjunct.when)}, TRUE)", not_(or_(*earlier)))))
+            when = self.true(adjunct.when) if certain else f"COALESCE({self.col(adjunct.when)}, TRUE)"
+            out.append((adjunct, and_(when, not_(or_(*earlier)))))
         return out
 
 
@@ -158,7 +160,10 @@ def build(kb: Knowledge) -> Plan:
     options = [r for r in kb.rules if r.kind == "option"]
     given, not_systemic = _given_universe(kb, b, options)
     matches = {f"_m_{r.id}": _matches(b, r) for r in options}
-    concordance = _concordance(options)
+    # Matches once components added only because a fact is unknown are left out (below: unknown).
+    uncertain = {r.id for r in options if b.adjunct_parts(r)}
+    matches |= {f"_mc_{r.id}": _matches(b, r, certain=True) for r in options if r.id in uncertain}
+    concordance = _concordance(options, uncertain)
 
     plan.conditions = dict(sorted(b.used.items(), key=lambda kv: int(kv[0][2:])))
     plan.steps = [status, {**offered, **safety, **tests, **warnings, "_decision_point": decision, **matches},
@@ -224,10 +229,10 @@ def _expand(b: _Builder, component: list[str]) -> list[str]:
     return out
 
 
-def _components(b: _Builder, rule: s.Rule) -> list[tuple[list[str], Sql]]:
+def _components(b: _Builder, rule: s.Rule, certain: bool = False) -> list[tuple[list[str], Sql]]:
     """Every component the option can have, with the SQL for "it is there" (adjuncts are conditional)."""
     parts: list[tuple[list[str], Sql]] = [(_expand(b, list(c)), TRUE) for c in rule.drugs]
-    parts += [(_expand(b, list(a.add)), added) for a, added in b.adjunct_parts(rule)]
+    parts += [(_expand(b, list(a.add)), added) for a, added in b.adjunct_parts(rule, certain)]
     return parts
 
 
@@ -252,20 +257,29 @@ def _given_universe(kb: Knowledge, b: _Builder, options: list[s.Rule]) -> tuple[
     return given, [d for d in not_systemic if d not in given]
 
 
-def _matches(b: _Builder, rule: s.Rule) -> Sql:
+def _matches(b: _Builder, rule: s.Rule, certain: bool = False) -> Sql:
     """The given regimen covers every component with a drug the safety net left, and nothing else."""
     parts = []
-    for drugs, present in _components(b, rule):
+    for drugs, present in _components(b, rule, certain):
         covered = or_(*(and_(f"_g_{d}", not_(b.drug_blocked(d))) for d in drugs))
         parts.append(or_(not_(present), covered))
     count = " + ".join(f"CASE WHEN _g_{d} THEN 1 ELSE 0 END" for d in _allowed(b, rule))
     return and_(*parts, f"(({count}) = _given_n)", "(NOT _given_other)")
 
 
-def _concordance(options: list[s.Rule]) -> Sql:
-    """Position in CONCORDANCE: given treatment matches an offered option / only one a test could open."""
+def _concordance(options: list[s.Rule], uncertain: set[str]) -> Sql:
+    """Position in CONCORDANCE: given treatment matches an offered option / only one a test could open.
+
+    Unknown too: it matches an offered option only without a component added because a fact is
+    unknown (no ovarian suppression when menopausal status is not recorded): the answer waits
+    for that fact, it is not a deviation.
+    """
+    def either(r: s.Rule) -> Sql:
+        return or_(f"_m_{r.id}", f"_mc_{r.id}") if r.id in uncertain else f"_m_{r.id}"
+
     concordant = or_(*(and_(f"_o_{r.id}", f"_m_{r.id}") for r in options))
-    undetermined = or_(*(and_(f"_unk_{r.id}", f"_m_{r.id}") for r in options))
+    undetermined = or_(*(and_(f"_o_{r.id}", f"_mc_{r.id}") for r in options if r.id in uncertain),
+                       *(and_(f"_unk_{r.id}", either(r)) for r in options))
     unknown, yes, no = (CONCORDANCE.index(v) for v in ("unknown", "concordant", "discordant"))
     return (
         f"CASE WHEN _given_none THEN {unknown} WHEN _given_trial THEN {unknown} "

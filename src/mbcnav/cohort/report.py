@@ -248,7 +248,8 @@ def render(results: Path, kb: Knowledge | None = None) -> str:
             ["Subtype", *CONCORDANCE_COLOURS],
             [(k, *(v.get(c, 0) for c in CONCORDANCE_COLOURS)) for k, v in by_subtype],
             "Patients with the treatment given recorded. Unknown: it matches only an option a missing test could "
-            "open, or no systemic drug / a clinical trial was recorded."),
+            "open, or it lacks only a part added because a fact is missing (ovarian suppression when menopausal "
+            "status is not recorded), or no systemic drug / a clinical trial was recorded."),
         section("Concordance by line of therapy", stacked_chart("Concordance by line", by_line, CONCORDANCE_COLOURS),
                 ["Line", *CONCORDANCE_COLOURS], [(k, *(v.get(c, 0) for c in CONCORDANCE_COLOURS)) for k, v in by_line]),
         section("Local and supportive care", bar_chart(
