@@ -40,6 +40,9 @@ def reference(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def records(path: Path) -> list[dict[str, Any]]:
+    """The input's records in row order (a directory: its Parquet files in name order)."""
+    if path.is_dir():
+        return [r for part in sorted(path.glob("*.parquet")) for r in pl.read_parquet(part).to_dicts()]
     frame = pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_ndjson(path, schema=input_schema())
     return frame.to_dicts()
 
@@ -76,17 +79,21 @@ N_MALFORMED = 400
 
 @pytest.fixture(scope="session")
 def spark_input(cohort_dir: Path, realistic: Path, wide_ndjson: Path) -> Path:
-    """A Parquet sample for Spark: the first rows of both parity inputs, then rows with deliberate errors."""
+    """A Parquet directory for Spark: the first rows of both parity inputs, then rows with deliberate errors.
+
+    One file each, laid out differently as separate exports often are: the second has age written
+    as text, the third has no patient_id column (and a space in its name).
+    """
     half = N_SPARK // 2
-    path = cohort_dir / "spark.parquet"
+    path = cohort_dir / "spark"
+    path.mkdir()
     malformed = cohort_dir / "malformed.parquet"
     synth.write(N_MALFORMED, malformed, synth.Options(seed=SEED + 1, malformed_rate=0.3))
-    parts = [
-        pl.read_parquet(realistic).head(half),
-        pl.read_ndjson(wide_ndjson, schema=input_schema()).head(half),
-        pl.read_parquet(malformed),
-    ]
-    pl.concat([p.select(input_schema().names()) for p in parts], how="vertical_relaxed").write_parquet(path)
+    columns = input_schema().names()
+    pl.read_parquet(realistic).head(half).select(columns).write_parquet(path / "part-0.parquet")
+    wide_part = pl.read_ndjson(wide_ndjson, schema=input_schema()).head(half).select(columns)
+    wide_part.with_columns(pl.col("age").cast(pl.String)).write_parquet(path / "part-1.parquet")
+    pl.read_parquet(malformed).select(columns).drop("patient_id").write_parquet(path / "part-2 errors.parquet")
     return path
 
 

@@ -108,8 +108,13 @@ def test_spark_engine_equals_the_one_patient_engine_and_rejects_what_the_model_r
     local_summary = local.evaluate(spark_input, tmp_path / "local.parquet")
     results = pl.read_parquet(tmp_path / "spark.parquet" / "*.parquet")
     assert results.height == spark_summary.evaluated == len(rows) - len(rejected)
-    wrong = list(mismatches(results, wanted))
-    assert not wrong, f"{len(wrong)} of {results.height} differ, e.g.\n" + "\n".join(wrong[:10])
+    local_results = pl.read_parquet(tmp_path / "local.parquet")
+    for engine_results in (results, local_results):
+        wrong = list(mismatches(engine_results, wanted))
+        assert not wrong, f"{len(wrong)} of {engine_results.height} differ, e.g.\n" + "\n".join(wrong[:10])
+    # Row numbers run across the directory's files in name order, on both engines.
+    assert results.sort("row")[["row", "patient_id"]].cast({"row": pl.UInt64}).equals(
+        local_results.sort("row")[["row", "patient_id"]])
 
     assert local_summary.errors_path and spark_summary.errors_path
     local_errors = pl.read_csv(local_summary.errors_path)

@@ -118,10 +118,25 @@ def read_parquet(path: Path, batch_rows: int) -> Iterator[Batch]:
                 start += frame.height
                 size += frame.height
                 if size >= batch_rows:
-                    yield Batch([pl.concat(pending, how="vertical_relaxed")], no_problems(), size, names)
+                    yield Batch(_joined(pending), no_problems(), size, names)
                     pending, size, names = [], 0, set()
     if pending:
-        yield Batch([pl.concat(pending, how="vertical_relaxed")], no_problems(), size, names)
+        yield Batch(_joined(pending), no_problems(), size, names)
+
+
+def _joined(frames: list[pl.DataFrame]) -> list[pl.DataFrame]:
+    """Consecutive parts with the same columns and types as one frame; the others stay apart.
+
+    Files in one directory may differ (a column only some exports have, a number written as
+    text): each part is then validated on its own and only the valid rows are joined.
+    """
+    groups: list[list[pl.DataFrame]] = []
+    for frame in frames:
+        if groups and groups[-1][0].schema == frame.schema:
+            groups[-1].append(frame)
+        else:
+            groups.append([frame])
+    return [pl.concat(group) if len(group) > 1 else group[0] for group in groups]
 
 
 def _dictionary_drug_names(batch: pa.RecordBatch) -> set[str] | None:

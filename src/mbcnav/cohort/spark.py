@@ -89,22 +89,29 @@ class SparkEvaluator:
 
     # -- reading and checking ------------------------------------------------------------------
 
-    def read(self, source: Path) -> DataFrame:
+    def read(self, source: Path) -> list[DataFrame]:
+        """The input's files, one frame per file layout (columns and types as written).
+
+        Files of one directory may differ (a column only some exports have, a number written as
+        text); Spark reads a set of files with one schema, so each layout is read and conformed
+        on its own, and only the conformed rows are put together.
+        """
         from pyspark.sql import functions as F
 
         files = read.parquet_files(source)
-        frame = self.spark.read.parquet(*[str(f) for f in files])
-        # _row: position in the input, across files in name order (Parquet footers give the offsets).
-        offsets, start = [], 0
+        layouts: dict[str, DataFrame] = {}
+        start = 0
         for file in files:
-            offsets.append((file.resolve().as_uri(), start))
+            # _row: position in the input, across files in name order. Each file is read on its own
+            # with its offset: matching `_metadata.file_name` fails for names Spark URL-encodes.
+            rows = self.spark.read.parquet(str(file))
+            rows = rows.withColumn(ROW, (F.col("_metadata.row_index") + F.lit(start + 1)).cast("long"))
+            layout = pq.read_schema(file).remove_metadata().to_string()
+            layouts[layout] = layouts[layout].unionByName(rows) if layout in layouts else rows
             start += pq.ParquetFile(file).metadata.num_rows
-        offset = F.lit(0)
-        for uri, value in offsets:
-            offset = F.when(F.col("_metadata.file_path") == uri, F.lit(value)).otherwise(offset)
-        return frame.withColumn(ROW, (F.col("_metadata.row_index") + offset + 1).cast("long"))
+        return list(layouts.values())
 
-    def check(self, frame: DataFrame, staging: Path) -> tuple[DataFrame, pl.DataFrame]:
+    def check(self, frames: list[DataFrame], staging: Path) -> tuple[DataFrame, pl.DataFrame]:
         """(valid rows, conformed) and the problems of the rejected ones (collected: they are few).
 
         Conformed rows are written once to `staging` (Parquet) and read back twice, for the
@@ -112,7 +119,26 @@ class SparkEvaluator:
         """
         from pyspark.sql import functions as F
 
-        self.names.learn(self._drug_names(frame))
+        for frame in frames:
+            self.names.learn(self._drug_names(frame))
+        conformed = [self._conform(frame) for frame in frames]
+        staged = conformed[0]
+        for other in conformed[1:]:
+            staged = staged.unionByName(other)
+        staged.write.mode("overwrite").parquet(str(staging))
+        staged = self.spark.read.parquet(str(staging))
+        rejected = staged.filter("_bad").select(ROW, F.explode("_messages").alias("message")).collect()
+        found = pl.DataFrame(
+            {ROW: [r[ROW] for r in rejected], "message": [r["message"] for r in rejected]},
+            schema={ROW: pl.UInt64, "message": pl.String},
+        ).with_columns(pl.col("message").str.split_exact(": ", 1).struct.field("field_0").alias("field")).select(
+            ROW, "field", "message")
+        return staged.filter("NOT _bad").drop("_bad", "_messages"), found
+
+    def _conform(self, frame: DataFrame) -> DataFrame:
+        """Canonical columns, `_bad` and the field-named `_messages` of one file layout."""
+        from pyspark.sql import functions as F
+
         nodes = Conformer(self.names.unknown).frame(frame.schema)
         checks = [c for node in nodes.values() for c in node.checks]
         values = [_expr(node.value, name) for name, node in nodes.items() if not name.startswith("_extra_")]
@@ -124,17 +150,8 @@ class SparkEvaluator:
         cross_bad = " OR ".join(f"COALESCE({b}, FALSE)" for b, _ in cross)
         cross_messages = "filter(array(" + ", ".join(f"CASE WHEN COALESCE({b}, FALSE) THEN {m} END"
                                                      for b, m in cross) + "), m -> m IS NOT NULL)"
-        staged = staged.withColumn("_bad", F.expr(f"_bad OR {cross_bad}")).withColumn(
+        return staged.withColumn("_bad", F.expr(f"_bad OR {cross_bad}")).withColumn(
             "_messages", F.expr(f"concat(_messages, {cross_messages})"))
-        staged.write.mode("overwrite").parquet(str(staging))
-        staged = self.spark.read.parquet(str(staging))
-        rejected = staged.filter("_bad").select(ROW, F.explode("_messages").alias("message")).collect()
-        found = pl.DataFrame(
-            {ROW: [r[ROW] for r in rejected], "message": [r["message"] for r in rejected]},
-            schema={ROW: pl.UInt64, "message": pl.String},
-        ).with_columns(pl.col("message").str.split_exact(": ", 1).struct.field("field_0").alias("field")).select(
-            ROW, "field", "message")
-        return staged.filter("NOT _bad").drop("_bad", "_messages"), found
 
     def _drug_names(self, frame: DataFrame) -> list[str]:
         """Distinct drug names (history and given_drugs) in one Spark job."""
@@ -248,8 +265,7 @@ def evaluate(
         if fmt != "parquet":
             parquet, found, _ = _stage_text(source, Path(staging) / "input.parquet")
             problems.append(found)
-        frame = ev.read(parquet)
-        valid, found = ev.check(frame, Path(staging) / "conformed")
+        valid, found = ev.check(ev.read(parquet), Path(staging) / "conformed")
         problems.append(found)
         results = ev.results(valid)
         target = Path(staging) / "results"
