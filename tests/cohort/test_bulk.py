@@ -36,3 +36,23 @@ def test_bulk_directory_is_grouped_per_patient(tmp_path: Path) -> None:
     assert results["subtype"].cast(pl.String).to_list() == ["hr_positive_her2_negative", "unknown"]
     assert "her2_scoring" in results["tests_to_consider"][1].cast(pl.String).to_list() or \
         "receptors" in results["tests_to_consider"][1].cast(pl.String).to_list()
+
+
+def test_a_bad_line_costs_no_patient_and_unreadable_resources_are_reported(tmp_path: Path) -> None:
+    """Lines are not rows: a bad first line used to reject patient 1 (row numbers collided)."""
+    folder = tmp_path / "bulk"
+    folder.mkdir()
+    broken = dict(b.her2_ihc(valueCodeableConcept=b.concept(b.coding(b.SNOMED, "260385009", "Negative"))),
+                  id="broken", code="not a CodeableConcept")
+    (folder / "Patient.ndjson").write_text(
+        "not json\n" + "\n".join(json.dumps(p) for p in [b.patient(pid="p1"), b.patient(pid="p2")]) + "\n",
+        encoding="utf-8")
+    _write(folder, "Observation.ndjson", [b.er(b.POSITIVE), b.pr(b.POSITIVE), broken])
+    summary = local.evaluate(folder, tmp_path / "r.parquet")
+    assert (summary.evaluated, summary.rejected, summary.noted) == (2, 0, 2)
+    assert sorted(pl.read_parquet(tmp_path / "r.parquet")["patient_id"].to_list()) == ["p1", "p2"]
+    assert summary.errors_path is not None
+    errors = pl.read_csv(summary.errors_path).to_dicts()
+    assert errors[0]["row"] == 1 and errors[0]["field"] == "Observation/broken"
+    assert "not valid FHIR R4" in errors[0]["message"] and errors[0]["message"].endswith("left out")
+    assert errors[1] == {"row": None, "field": "Patient.ndjson", "message": "line 1 is not JSON: Expecting value"}

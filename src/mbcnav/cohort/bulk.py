@@ -61,11 +61,11 @@ def read_bulk(path: Path, batch_rows: int) -> Iterator[Batch]:
                     continue
                 try:
                     resource = json.loads(line)
-                except json.JSONDecodeError as err:
-                    bad.append(problems([number], file.name, f"line {number} is not JSON: {err.msg}"))
+                except json.JSONDecodeError as err:  # a line, not a patient: no row (patients are the rows)
+                    bad.append(problems([None], file.name, f"line {number} is not JSON: {err.msg}"))
                     continue
                 if not isinstance(resource, dict) or "resourceType" not in resource:
-                    bad.append(problems([number], file.name, f"line {number} is not a FHIR resource"))
+                    bad.append(problems([None], file.name, f"line {number} is not a FHIR resource"))
                     continue
                 owner = _patient_of(resource)
                 if owner is None:
@@ -77,18 +77,22 @@ def read_bulk(path: Path, batch_rows: int) -> Iterator[Batch]:
     patients = list(per_patient.items())
     for start in range(0, len(patients), max(1, batch_rows)):
         records.clear()
-        for patient_id, resources in patients[start:start + batch_rows]:
+        notes = [found]
+        for row, (patient_id, resources) in enumerate(patients[start:start + batch_rows], start + 1):
             referenced = {r for res in resources for r in _references(res)}
             entries = resources + [shared[r] for r in sorted(referenced) if r in shared]
             bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in entries]}
-            profile = import_bundle(bundle).profile
-            records.append(json.dumps({"patient_id": patient_id, **profile}))
+            report = import_bundle(bundle)
+            records.append(json.dumps({"patient_id": patient_id, **report.profile}))
+            # A resource the import cannot read is left out of the profile: say so, beside the patient.
+            notes += [problems([row], item.resource, f"{item.resource}: {item.reason}; left out")
+                      for section in report.sections.values() for item in section.unreadable]
         lines = pl.DataFrame({
             ROW: pl.int_range(start + 1, start + 1 + len(records), dtype=pl.UInt64, eager=True),
             "record": pl.Series(records, dtype=pl.String),
         })
         batch = _json_batch(lines, 0)
-        yield Batch(batch.frames, pl.concat([found, batch.problems]), size if start == 0 else 0)
+        yield Batch(batch.frames, batch.problems, size if start == 0 else 0, notes=pl.concat(notes))
         found = no_problems()
     if not patients:
-        yield Batch([], found, size)
+        yield Batch([], no_problems(), size, notes=found)

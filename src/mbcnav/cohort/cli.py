@@ -72,6 +72,10 @@ def evaluate(source: Path, out: Path, engine: str, master: str | None, batch_row
     if summary.rejected:
         click.echo(f"{summary.rejected:,} rows rejected and skipped; each is listed with its row number and "
                    f"field in {summary.errors_path}", err=True)
+    if summary.noted:
+        click.echo(f"{summary.noted:,} FHIR lines or resources could not be read and were left out (the rest of "
+                   f"each patient's record was used); also listed in {summary.errors_path}", err=True)
+    if summary.rejected or summary.noted:
         _show_errors(summary.errors_path)
 
 
@@ -81,7 +85,8 @@ def _show_errors(path: Path | None, limit: int = 5) -> None:
     if path is None:
         return
     for row in pl.read_csv(path, n_rows=limit).iter_rows(named=True):
-        click.echo(f"  row {row['row']}: {row['message']}", err=True)
+        where = f"row {row['row']}" if row["row"] is not None else row["field"]
+        click.echo(f"  {where}: {row['message']}", err=True)
 
 
 @cohort.command()

@@ -40,6 +40,7 @@ class Summary:
     read: int = 0          # records found in the input
     evaluated: int = 0     # patients in the results
     rejected: int = 0      # records reported in the errors file and skipped
+    noted: int = 0         # reported, rejecting no record by itself (FHIR lines and resources left out)
     seconds: float = 0.0
     errors_path: Path | None = None
 
@@ -165,11 +166,10 @@ def evaluate(
                 raise failure[0] from None
             raise
     errors = pl.concat(problems) if problems else None
-    summary.rejected = 0 if errors is None else errors.select(ROW).n_unique()
     target = errors_path(out)
     if errors is not None:
         with atomic(target) as tmp:
-            errors.sort(ROW, maintain_order=True).rename({ROW: "row"}).write_csv(tmp)
+            errors.sort(ROW, maintain_order=True, nulls_last=True).rename({ROW: "row"}).write_csv(tmp)
         summary.errors_path = target
     else:
         target.unlink(missing_ok=True)  # a stale errors file from an earlier run would mislead
@@ -185,7 +185,9 @@ def _evaluate_batch(ev: Evaluator, batch: read.Batch, summary: Summary,
     valid = [c.valid.join(undecodable, on=ROW, how="anti") if undecodable.height else c.valid
              for c in checked if c.valid.height]
     found = [batch.problems, *(c.problems for c in checked)]
-    problems.extend(f for f in found if f.height)
+    problems.extend(f for f in [*found, batch.notes] if f.height)
+    summary.rejected += pl.concat([f.select(ROW) for f in found]).n_unique()
+    summary.noted += batch.notes.height
     summary.read += sum(f.height for f in batch.frames) + batch.problems.select(ROW).n_unique()
     if not valid:
         return None

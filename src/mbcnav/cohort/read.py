@@ -15,6 +15,7 @@ returned as problems with their row number, never dropped.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,9 +41,12 @@ class Batch:
     problems: pl.DataFrame      # _row, field, message: records that could not be decoded at all
     size: int                   # progress units this batch stands for (rows or bytes)
     drug_names: set[str] | None = None   # every drug name the batch may hold, when the reader knows
+    # Reported, but no record is rejected for them: FHIR lines that are not resources (_row null)
+    # and resources the mCODE import could not read (_row of their patient, who is still evaluated).
+    notes: pl.DataFrame = dataclasses.field(default_factory=lambda: no_problems())
 
 
-def problems(rows: list[int], field: str, message: str) -> pl.DataFrame:
+def problems(rows: list[int | None], field: str, message: str) -> pl.DataFrame:
     return pl.DataFrame(
         {ROW: pl.Series(rows, dtype=pl.UInt64), "field": [field] * len(rows), "message": [message] * len(rows)},
         schema=PROBLEM_SCHEMA,

@@ -27,6 +27,7 @@ from pyspark.sql import types as T
 from mbcnav.cohort import read
 from mbcnav.cohort.local import Summary, errors_path
 from mbcnav.cohort.plan import CONCORDANCE, TRIAL, Plan, build, quote
+from mbcnav.cohort.read import no_problems
 from mbcnav.cohort.schema import ROW
 from mbcnav.cohort.spark_sql import Conformer, DrugMaps, cross_checks, fact_steps
 from mbcnav.cohort.tables import ENTRY_CLASSES, qt_names
@@ -260,10 +261,11 @@ def evaluate(
     ev = SparkEvaluator(started.spark, kb)
     fmt = read.detect(source)
     problems: list[pl.DataFrame] = []
+    notes = no_problems()
     with tempfile.TemporaryDirectory(prefix=".mbcnav-spark-", dir=out.parent) as staging:
         parquet = source
         if fmt != "parquet":
-            parquet, found, _ = _stage_text(source, Path(staging) / "input.parquet")
+            parquet, found, notes = _stage_text(source, Path(staging) / "input.parquet")
             problems.append(found)
         valid, found = ev.check(ev.read(parquet), Path(staging) / "conformed")
         problems.append(found)
@@ -273,15 +275,17 @@ def evaluate(
         _replace(target, out)
     summary = Summary()
     summary.evaluated = pl.scan_parquet(out / "*.parquet").select(pl.len()).collect().item()
-    errors = pl.concat([p for p in problems if p.height]) if any(p.height for p in problems) else None
-    summary.rejected = 0 if errors is None else errors.select(ROW).n_unique()
+    summary.rejected = pl.concat([p.select(ROW) for p in problems]).n_unique() if problems else 0
+    summary.noted = notes.height
     summary.read = summary.evaluated + summary.rejected
+    reported = [p for p in [*problems, notes] if p.height]
+    errors = pl.concat(reported) if reported else None
     target_errors = errors_path(out)
     if errors is not None:
         from mbcnav.cohort.local import atomic
 
         with atomic(target_errors) as tmp:
-            errors.sort(ROW, maintain_order=True).rename({ROW: "row"}).write_csv(tmp)
+            errors.sort(ROW, maintain_order=True, nulls_last=True).rename({ROW: "row"}).write_csv(tmp)
         summary.errors_path = target_errors
     else:
         target_errors.unlink(missing_ok=True)
@@ -291,22 +295,26 @@ def evaluate(
     return summary, started.seconds
 
 
-def _stage_text(source: Path, target: Path) -> tuple[Path, pl.DataFrame, int]:
-    """CSV / NDJSON / FHIR: read and check locally, hand the valid rows to Spark as Parquet."""
+def _stage_text(source: Path, target: Path) -> tuple[Path, pl.DataFrame, pl.DataFrame]:
+    """CSV / NDJSON / FHIR: read and check locally, hand the valid rows to Spark as Parquet.
+
+    Returns the Parquet path, the problems of rejected rows, and the notes (read.Batch.notes).
+    """
     from mbcnav.cohort.local import Evaluator, batches
 
     ev = Evaluator()
     _, found = batches(source, 1_000_000)
-    frames, problems = [], []
+    frames, problems, notes = [], [no_problems()], [no_problems()]
     for batch in found:
         problems.append(batch.problems)
+        notes.append(batch.notes)
         for frame in batch.frames:
             checked = ev.check(frame)
             problems.append(checked.problems)
             frames.append(checked.valid)
     valid = pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame()
     valid.write_parquet(target)
-    return target, pl.concat(problems), valid.height
+    return target, pl.concat(problems), pl.concat(notes)
 
 
 def _replace(staged: Path, out: Path) -> None:
