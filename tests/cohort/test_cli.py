@@ -36,3 +36,15 @@ def test_unreadable_input_exits_2(tmp_path: Path) -> None:
     done = CliRunner().invoke(cohort, ["evaluate", str(bad), "--out", str(tmp_path / "r.parquet")])
     assert done.exit_code == 2 and "unknown format" in done.stderr
     assert not (tmp_path / "r.parquet").exists()
+
+
+def test_report_on_something_other_than_results_exits_2_and_says_why(tmp_path: Path) -> None:
+    runner = CliRunner()
+    source, text, html = tmp_path / "c.parquet", tmp_path / "c.ndjson", tmp_path / "report.html"
+    assert runner.invoke(cohort, ["synth", "50", "--out", str(source)]).exit_code == 0
+    text.write_text('{"sex": "female"}\n', encoding="utf-8")
+    done = runner.invoke(cohort, ["report", str(source), "--html", str(html)])  # the input, not its results
+    assert done.exit_code == 2 and "not a results file" in done.stderr and "evaluate the cohort first" in done.stderr
+    done = runner.invoke(cohort, ["report", str(text), "--html", str(html)])
+    assert done.exit_code == 2 and "not a Parquet results file" in done.stderr
+    assert not html.exists()

@@ -117,5 +117,8 @@ def report(results: Path, html: Path) -> None:
     """A self-contained HTML report of RESULTS for a quality team (charts are inline SVG)."""
     from mbcnav.cohort import report as reporting
 
-    reporting.write(results, html)
+    try:
+        reporting.write(results, html)
+    except reporting.ReportError as err:
+        _fail(str(err))
     click.echo(f"report -> {html}")

@@ -16,6 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from mbcnav.cohort.local import atomic
+from mbcnav.cohort.rules import OUTPUT_COLUMNS
 from mbcnav.knowledge.loader import Knowledge, knowledge
 
 TIER_COLOURS = {"preferred": "#1b6e3a", "alternative": "#2f6fae", "selected_cases": "#8a6d1f"}
@@ -27,9 +28,23 @@ SUBTYPE_NAMES = {
 }
 
 
+class ReportError(ValueError):
+    """RESULTS is not a results file of `mbcnav cohort evaluate`; the message says what it lacks."""
+
+
 def scan(results: Path) -> pl.LazyFrame:
     """Results from the local engine (one file) or Spark (a directory of part files)."""
-    return pl.scan_parquet(results / "*.parquet" if results.is_dir() else results)
+    frame = pl.scan_parquet(results / "*.parquet" if results.is_dir() else results)
+    try:
+        columns = frame.collect_schema().names()
+    except (pl.exceptions.PolarsError, OSError) as err:
+        raise ReportError(f"{results}: not a Parquet results file ({str(err).splitlines()[0]})") from None
+    missing = [c for c in OUTPUT_COLUMNS if c not in columns]
+    if missing:
+        raise ReportError(f"{results}: not a results file of `mbcnav cohort evaluate` (it has no "
+                          f"{', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''} column); "
+                          "evaluate the cohort first, then report on its results")
+    return frame
 
 
 @dataclass(frozen=True)
