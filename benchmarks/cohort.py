@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from mbcnav.cohort import DEFAULT_BATCH_ROWS
+
 HERE = Path(__file__).resolve().parent
 GIB = 2**30
 
@@ -219,7 +221,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000000,10000000", help="comma-separated patient counts (local engine)")
     parser.add_argument("--spark", default="", help="comma-separated patient counts for the Spark engine")
     parser.add_argument("--master", default="local[*]", help="Spark master")
-    parser.add_argument("--batch", type=int, default=500_000, help="rows per batch (local engine)")
+    parser.add_argument("--batch", type=int, default=DEFAULT_BATCH_ROWS, help="rows per batch (local engine)")
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "mbcnav-bench")
     parser.add_argument("--compare", action="store_true", help="also time the rules alone in Polars and DuckDB")
     parser.add_argument("--stages", action="store_true", help="also print CPU per pipeline stage (one batch)")

@@ -48,3 +48,14 @@ def test_report_on_something_other_than_results_exits_2_and_says_why(tmp_path: P
     done = runner.invoke(cohort, ["report", str(text), "--html", str(html)])
     assert done.exit_code == 2 and "not a Parquet results file" in done.stderr
     assert not html.exists()
+
+
+def test_evaluate_refuses_an_output_that_is_not_a_parquet_file(tmp_path: Path) -> None:
+    source = tmp_path / "c.ndjson"
+    source.write_text('{"sex": "female"}\n', encoding="utf-8")
+    runner = CliRunner()
+    done = runner.invoke(cohort, ["evaluate", str(source), "--out", str(tmp_path / "r.csv")])
+    assert done.exit_code == 2 and "ending in .parquet" in done.stderr and not (tmp_path / "r.csv").exists()
+    (tmp_path / "spark.parquet").mkdir()
+    done = runner.invoke(cohort, ["evaluate", str(source), "--out", str(tmp_path / "spark.parquet")])
+    assert done.exit_code == 2 and "is a directory" in done.stderr

@@ -13,6 +13,8 @@ from typing import NoReturn
 
 import click
 
+from mbcnav.cohort import DEFAULT_BATCH_ROWS
+
 # Polars, Arrow and Spark are imported inside the commands: `mbcnav recommend` must not pay for them.
 
 
@@ -35,7 +37,8 @@ def cohort() -> None:
 @click.option("--engine", type=click.Choice(["local", "spark"]), default="local", show_default=True,
               help="local: Polars on this machine; spark: Spark (local[*] unless --master).")
 @click.option("--master", default=None, help="Spark master URL, e.g. spark://host:7077 (engine spark).")
-@click.option("--batch-rows", default=1_000_000, show_default=True, help="Rows per batch (local engine).")
+@click.option("--batch-rows", default=DEFAULT_BATCH_ROWS, show_default=True, type=click.IntRange(min=1),
+              help="Rows per batch (local engine); memory grows with it.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def evaluate(source: Path, out: Path, engine: str, master: str | None, batch_rows: int, quiet: bool) -> None:
     """Evaluate every patient in INPUT and write one row per patient to --out.
@@ -47,6 +50,10 @@ def evaluate(source: Path, out: Path, engine: str, master: str | None, batch_row
     from mbcnav.cohort import local, read
     from mbcnav.cohort.read import InputError
 
+    if out.suffix != ".parquet":
+        _fail(f"{out}: results are written as Parquet; give a name ending in .parquet")
+    if engine == "local" and out.is_dir():
+        _fail(f"{out} is a directory (Spark results?); give a file name, or remove it first")
     try:
         fmt = read.detect(source)
         total = read.total(source, fmt)

@@ -21,7 +21,7 @@ from pathlib import Path
 import polars as pl
 from polars.io.plugins import register_io_source
 
-from mbcnav.cohort import read
+from mbcnav.cohort import DEFAULT_BATCH_ROWS, read
 from mbcnav.cohort.facts import BatchTables, Derivation
 from mbcnav.cohort.plan import build
 from mbcnav.cohort.rules import PolarsPlan
@@ -31,7 +31,6 @@ from mbcnav.cohort.validate import Checked, DrugNames, canonical_schema, check
 from mbcnav.knowledge.loader import Knowledge, knowledge
 
 Progress = Callable[[int], None]
-DEFAULT_BATCH_ROWS = 500_000  # ~0.8 GiB peak with the reader and writer threads
 KEEP = (ROW, "patient_id", "given_drugs")
 
 
