@@ -50,8 +50,8 @@ def evaluate(source: Path, out: Path, engine: str, master: str | None, batch_row
     from mbcnav.cohort import local, read
     from mbcnav.cohort.read import InputError
 
-    if out.suffix != ".parquet":
-        _fail(f"{out}: results are written as Parquet; give a name ending in .parquet")
+    if engine == "local" and out.suffix != ".parquet":  # Spark writes a directory of part files instead
+        _fail(f"{out}: results are written as one Parquet file; give a name ending in .parquet")
     if engine == "local" and out.is_dir():
         _fail(f"{out} is a directory (Spark results?); give a file name, or remove it first")
     try:
