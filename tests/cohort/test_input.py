@@ -92,14 +92,21 @@ def test_csv_with_dotted_columns_and_json_cells(tmp_path: Path) -> None:
     assert results["subtype"][1] == "unknown"
 
 
-def test_all_three_formats_give_the_same_results(tmp_path: Path) -> None:
-    frames = []
+def test_all_formats_give_the_same_results(tmp_path: Path) -> None:
+    """Nested Parquet, NDJSON, CSV, and a flat Parquet export (CSV's layout with typed columns)."""
+    sources = []
     for suffix in (".parquet", ".ndjson", ".csv"):
-        source = tmp_path / f"cohort{suffix}"
-        synth.write(400, source, synth.Options(seed=7, malformed_rate=0.05))
-        summary = local.evaluate(source, tmp_path / f"out{suffix}.parquet")
+        sources.append(tmp_path / f"cohort{suffix}")
+        synth.write(400, sources[-1], synth.Options(seed=7, malformed_rate=0.05))
+    flat = pl.read_csv(sources[-1], infer_schema_length=None)  # numbers and booleans typed, JSON cells text
+    assert flat.schema["age"].is_numeric() and "tumor.her2.ihc" in flat.columns
+    sources.append(tmp_path / "flat.parquet")
+    flat.write_parquet(sources[-1])
+    frames = []
+    for source in sources:
+        summary = local.evaluate(source, tmp_path / f"out-{source.name}.parquet")
         assert summary.rejected > 5
-        frames.append(pl.read_parquet(tmp_path / f"out{suffix}.parquet").sort("row"))
+        frames.append(pl.read_parquet(tmp_path / f"out-{source.name}.parquet").sort("row"))
     for other in frames[1:]:
         assert other.to_dicts() == frames[0].to_dicts()
 

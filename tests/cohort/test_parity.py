@@ -16,7 +16,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from mbcnav.cohort import local
+from mbcnav.cohort import local, synth
 from mbcnav.cohort.tables import WORD_BITS, name_bits
 from mbcnav.cohort.validate import DrugNames
 from mbcnav.knowledge.loader import knowledge
@@ -122,3 +122,25 @@ def test_spark_engine_equals_the_one_patient_engine_and_rejects_what_the_model_r
     assert set(local_errors["row"]) == set(spark_errors["row"]) == rejected
     by_row = local_errors.group_by("row").agg(pl.col("field").sort()).sort("row")
     assert by_row.equals(spark_errors.group_by("row").agg(pl.col("field").sort()).sort("row"))
+
+
+def test_spark_takes_text_and_flat_inputs_through_the_local_check(spark: Any, tmp_path: Path) -> None:
+    """NDJSON and a flat Parquet export are checked locally and handed to Spark as nested Parquet."""
+    from mbcnav.cohort.spark import evaluate
+
+    ndjson, csv = tmp_path / "c.ndjson", tmp_path / "c.csv"
+    synth.write(300, ndjson, synth.Options(seed=11, malformed_rate=0.05))
+    synth.write(300, csv, synth.Options(seed=11, malformed_rate=0.05))
+    flat = tmp_path / "flat.parquet"
+    pl.read_csv(csv, infer_schema_length=None).write_parquet(flat)
+    for source in (ndjson, flat):
+        spark_summary, _ = evaluate(source, tmp_path / f"{source.stem}-spark", started=spark)
+        local_summary = local.evaluate(source, tmp_path / f"{source.stem}-local.parquet")
+        assert (spark_summary.evaluated, spark_summary.rejected) == (local_summary.evaluated, local_summary.rejected)
+        assert local_summary.rejected > 5
+        spark_rows = pl.read_parquet(tmp_path / f"{source.stem}-spark" / "*.parquet").sort("row")
+        local_rows = pl.read_parquet(tmp_path / f"{source.stem}-local.parquet").sort("row")
+        for column in ("patient_id", "options_preferred", "tests_to_consider", "concordance"):
+            assert spark_rows[column].cast(local_rows[column].dtype).to_list() == local_rows[column].to_list()
+        assert spark_summary.errors_path and local_summary.errors_path
+        assert pl.read_csv(spark_summary.errors_path).equals(pl.read_csv(local_summary.errors_path))

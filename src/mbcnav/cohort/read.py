@@ -7,7 +7,8 @@ and reports what it could not. Records that cannot even be decoded (a line that 
 returned as problems with their row number, never dropped.
 
 - Parquet: nested columns shaped like the Profile (`schema.input_schema`), read one row group at
-  a time so memory stays bounded whatever the file size.
+  a time so memory stays bounded whatever the file size; or a flat export in CSV's layout (dotted
+  column names, JSON text for lists and objects), with its columns' own types.
 - NDJSON: one Profile object per line (plus the optional `patient_id` and `given_drugs`).
 - CSV: one column per scalar field, named by its dotted path (`tumor.her2.ihc`); list and object
   fields (`disease.sites`, `history.metastatic`, `given_drugs`, ...) hold JSON text.
@@ -81,6 +82,11 @@ def parquet_files(path: Path) -> list[Path]:
     return sorted(p for p in path.iterdir() if p.suffix in PARQUET_SUFFIXES) if path.is_dir() else [path]
 
 
+def flat_layout(path: Path) -> bool:
+    """Is any Parquet file a flat export (dotted column names, CSV's layout)?"""
+    return any("." in name for file in parquet_files(path) for name in pq.read_schema(file).names)
+
+
 def total(path: Path, fmt: str) -> int:
     """Progress units for the whole input: rows for Parquet (footer) and CSV (a count), else bytes."""
     if fmt == "parquet":
@@ -107,6 +113,7 @@ def read_parquet(path: Path, batch_rows: int) -> Iterator[Batch]:
     """
     start = 1
     pending: list[pl.DataFrame] = []
+    flat_problems: list[pl.DataFrame] = [no_problems()]
     names: set[str] | None = set()
     size = 0
     for file in parquet_files(path):
@@ -117,15 +124,18 @@ def read_parquet(path: Path, batch_rows: int) -> Iterator[Batch]:
                 names = None if names is None or found is None else names | found
                 frame = pl.from_arrow(record_batch)
                 assert isinstance(frame, pl.DataFrame)
-                rows = pl.int_range(start, start + frame.height, dtype=pl.UInt64).alias(ROW)
-                pending.append(frame.with_columns(rows))
+                frame = frame.with_columns(pl.int_range(start, start + frame.height, dtype=pl.UInt64).alias(ROW))
+                if any("." in name for name in frame.columns):  # a flat export: CSV's layout, typed
+                    frame, found_here = _nest(frame, profile_tree())
+                    flat_problems.append(found_here)
+                pending.append(frame)
                 start += frame.height
                 size += frame.height
                 if size >= batch_rows:
-                    yield Batch(_joined(pending), no_problems(), size, names)
-                    pending, size, names = [], 0, set()
+                    yield Batch(_joined(pending), pl.concat(flat_problems), size, names)
+                    pending, flat_problems, size, names = [], [no_problems()], 0, set()
     if pending:
-        yield Batch(_joined(pending), no_problems(), size, names)
+        yield Batch(_joined(pending), pl.concat(flat_problems), size, names)
 
 
 def _joined(frames: list[pl.DataFrame]) -> list[pl.DataFrame]:
@@ -146,30 +156,39 @@ def _joined(frames: list[pl.DataFrame]) -> list[pl.DataFrame]:
 def _dictionary_drug_names(batch: pa.RecordBatch) -> set[str] | None:
     """Drug names from the dictionaries of the drug columns: a few values, however many rows.
 
-    None when a drug column is not dictionary-encoded (then validation finds the names itself).
+    None when a drug column is not a dictionary-encoded list of names where the Profile has one
+    (a flat export, text where a list belongs, ...): then validation finds the names itself, and
+    says what is wrong with the shape.
     """
-    out: set[str] = set()
     schema = batch.schema
-    columns: list[pa.Array] = []
+    columns: list[pa.Array | None] = []
     if "history" in schema.names:
         history = batch.column("history")
+        if not pa.types.is_struct(history.type):
+            return None
         for part in ("early", "metastatic"):
             if history.type.get_field_index(part) < 0:
                 continue
-            entries = history.field(part)
-            if not pa.types.is_list(entries.type) and not pa.types.is_large_list(entries.type):
+            entries = _items(history.field(part))
+            if entries is None or not pa.types.is_struct(entries.type):
                 return None
-            inner = entries.values
-            if inner.type.get_field_index("drugs") < 0:
-                continue
-            columns.append(inner.field("drugs").values)
+            if entries.type.get_field_index("drugs") >= 0:
+                columns.append(_items(entries.field("drugs")))
     if "given_drugs" in schema.names:
-        columns.append(batch.column("given_drugs").values)
+        columns.append(_items(batch.column("given_drugs")))
+    out: set[str] = set()
     for column in columns:
-        if not pa.types.is_dictionary(column.type):
+        if column is None or not pa.types.is_dictionary(column.type):
             return None
         out.update(v for v in column.dictionary.to_pylist() if v is not None)
     return out
+
+
+def _items(array: pa.Array) -> pa.Array | None:
+    """The items of a list column; None when the column is not a list."""
+    if pa.types.is_list(array.type) or pa.types.is_large_list(array.type):
+        return array.values
+    return None
 
 
 def _decode(lines: pl.DataFrame, column: str) -> tuple[list[pl.DataFrame], pl.DataFrame]:
@@ -250,15 +269,20 @@ def read_csv(path: Path, batch_rows: int) -> Iterator[Batch]:
 
 
 def _nest(raw: pl.DataFrame, tree: Field) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Dotted CSV columns -> nested columns; JSON text in list and object fields is decoded."""
+    """Dotted columns (CSV, flat Parquet) -> nested columns; JSON text in list and object fields is decoded.
+
+    Typed columns (a flat Parquet export) keep their type: only text is trimmed or decoded.
+    """
     found = [no_problems()]
     flat = raw.select(ROW)
     for name in raw.columns:
         if name == ROW:
             continue
         node = _find(tree, tuple(name.split(".")))
-        value = pl.when(pl.col(name).str.strip_chars() == "").then(None).otherwise(pl.col(name)).alias(name)
-        if node is not None and node.kind in ("list", "struct"):
+        text = isinstance(raw.schema[name], pl.String | pl.Categorical | pl.Enum)
+        value = pl.col(name).cast(pl.String) if text else pl.col(name)
+        value = pl.when(value.str.strip_chars() == "").then(None).otherwise(value).alias(name) if text else value
+        if text and node is not None and node.kind in ("list", "struct"):
             part = raw.select(ROW, value).filter(pl.col(name).is_not_null())
             part, problem = _decode_as(part, name, dtype(node))
             found.append(problem)

@@ -264,7 +264,7 @@ def evaluate(
     notes = no_problems()
     with tempfile.TemporaryDirectory(prefix=".mbcnav-spark-", dir=out.parent) as staging:
         parquet = source
-        if fmt != "parquet":
+        if fmt != "parquet" or read.flat_layout(source):  # Spark reads nested Parquet; the rest is staged
             parquet, found, notes = _stage_text(source, Path(staging) / "input.parquet")
             problems.append(found)
         valid, found = ev.check(ev.read(parquet), Path(staging) / "conformed")
@@ -296,7 +296,7 @@ def evaluate(
 
 
 def _stage_text(source: Path, target: Path) -> tuple[Path, pl.DataFrame, pl.DataFrame]:
-    """CSV / NDJSON / FHIR: read and check locally, hand the valid rows to Spark as Parquet.
+    """CSV / NDJSON / FHIR / flat Parquet: read and check locally, hand the valid rows to Spark as Parquet.
 
     Returns the Parquet path, the problems of rejected rows, and the notes (read.Batch.notes).
     """
