@@ -167,3 +167,21 @@ def test_batches_do_not_change_results(tmp_path: Path) -> None:
     many = local.evaluate(source, tmp_path / "many.parquet", batch_rows=600)
     assert one.evaluated == many.evaluated == len(records(source))
     assert pl.read_parquet(tmp_path / "one.parquet").to_dicts() == pl.read_parquet(tmp_path / "many.parquet").to_dicts()
+
+
+def test_ndjson_with_a_byte_order_mark_or_a_repeated_key(tmp_path: Path) -> None:
+    """A BOM (Windows tools) is not part of line 1; a repeated key keeps its first value, alone or not."""
+    tnbc = {"er": "negative", "pr": "negative", "her2": {"ihc": "0"}}
+    hr_pos = '{"er": "positive", "pr": "negative", "her2": {"ihc": "0"}}'
+    lines = [
+        json.dumps(GOOD),
+        '{"sex": "female", "tumor": {"er": "positive", "er": "negative", "pr": "negative", "her2": {"ihc": "0"}}}',
+        '{"sex": "female", "tumor": ' + hr_pos + ', "tumor": ' + json.dumps(tnbc) + "}",
+    ]
+    for name, chosen in (("many.ndjson", lines), ("alone.ndjson", lines[2:])):
+        source = tmp_path / name
+        source.write_bytes(b"\xef\xbb\xbf" + "\n".join(chosen).encode() + b"\n")
+        summary = local.evaluate(source, tmp_path / "out.parquet")
+        assert (summary.evaluated, summary.rejected) == (len(chosen), 0)
+        subtypes = pl.read_parquet(tmp_path / "out.parquet")["subtype"].cast(pl.String).to_list()
+        assert subtypes == ["hr_positive_her2_negative"] * len(chosen)

@@ -17,6 +17,7 @@ returned as problems with their row number, never dropped.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,7 +203,10 @@ def _decode(lines: pl.DataFrame, column: str) -> tuple[list[pl.DataFrame], pl.Da
     try:
         decoded = lines[column].str.json_decode(infer_schema_length=None)
         return [lines.with_columns(decoded)], no_problems()
-    except pl.exceptions.ComputeError as err:
+    except pl.exceptions.DuplicateError:
+        if lines.height == 1:  # an object repeats a key: read it as a batch would, first value kept
+            return _decode(lines.with_columns(pl.Series(column, [_first_keys(lines[column][0])])), column)
+    except pl.exceptions.PolarsError as err:
         if lines.height == 1:
             detail = str(err).splitlines()[0]
             return [], problems([int(lines[ROW][0])], "record", f"cannot be read as JSON: {detail}")
@@ -212,11 +216,26 @@ def _decode(lines: pl.DataFrame, column: str) -> tuple[list[pl.DataFrame], pl.Da
     return left + right, pl.concat([left_problems, right_problems])
 
 
+def _first_keys(text: str) -> str:
+    """The JSON text again with each object's first value for a repeated key.
+
+    Polars keeps the first value when it decodes many rows and refuses a lone row that repeats a
+    key; this makes both the same (only such rows, after bisection, come here).
+    """
+    def first(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        out: dict[str, object] = {}
+        for key, value in pairs:
+            out.setdefault(key, value)
+        return out
+
+    return json.dumps(json.loads(text, object_pairs_hook=first))
+
+
 def _decode_as(part: pl.DataFrame, column: str, target: pl.DataType) -> tuple[pl.DataFrame, pl.DataFrame]:
     """JSON text -> the field's own type (CSV cells); rows that do not fit are problems."""
     try:
         return part.with_columns(pl.col(column).str.json_decode(target)), no_problems()
-    except pl.exceptions.ComputeError as err:
+    except pl.exceptions.PolarsError as err:
         if part.height == 1:
             detail = str(err).splitlines()[0]
             message = f"cannot be read as JSON of the expected shape: {detail}"
@@ -235,6 +254,8 @@ def read_ndjson(path: Path, batch_rows: int) -> Iterator[Batch]:
             chunk = handle.readlines(max(1, batch_rows) * 512)  # a size hint: ~batch_rows average lines
             if not chunk:
                 return
+            if line_no == 0 and chunk[0].startswith(b"\xef\xbb\xbf"):  # a byte order mark (Windows tools)
+                chunk[0] = chunk[0][3:]
             size = sum(len(c) for c in chunk)
             text = pl.Series("record", chunk, dtype=pl.Binary).cast(pl.String, strict=False)
             lines = pl.DataFrame({ROW: pl.int_range(line_no + 1, line_no + 1 + len(chunk), dtype=pl.UInt64, eager=True),
