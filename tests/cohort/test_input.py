@@ -86,6 +86,8 @@ def test_csv_with_dotted_columns_and_json_cells(tmp_path: Path) -> None:
     summary = local.evaluate(source, tmp_path / "out.parquet")
     assert (summary.evaluated, summary.rejected) == (2, 2)
     assert _errors(summary) == {2: ["age"], 3: ["history.metastatic"]}
+    message = pl.read_csv(summary.errors_path).filter(pl.col("row") == 3)["message"][0]  # type: ignore[arg-type]
+    assert message == """history.metastatic: must be a JSON list such as [{"drugs": ...}], not 'not json'"""
     results = pl.read_parquet(tmp_path / "out.parquet").sort("row")
     assert results["patient_id"].to_list() == ["a", "d"]
     assert results["decision_point"][0] == "second-line systemic therapy"

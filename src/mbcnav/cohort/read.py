@@ -237,14 +237,26 @@ def _decode_as(part: pl.DataFrame, column: str, target: pl.DataType) -> tuple[pl
         return part.with_columns(pl.col(column).str.json_decode(target)), no_problems()
     except pl.exceptions.PolarsError as err:
         if part.height == 1:
-            detail = str(err).splitlines()[0]
-            message = f"cannot be read as JSON of the expected shape: {detail}"
-            found = problems([int(part[ROW][0])], column, message)
+            found = problems([int(part[ROW][0])], column, _shape_message(column, target, str(part[column][0]), err))
             return part.clear().with_columns(pl.col(column).cast(target)), found
     half = part.height // 2
     left, left_problems = _decode_as(part.slice(0, half), column, target)
     right, right_problems = _decode_as(part.slice(half), column, target)
     return pl.concat([left, right]), pl.concat([left_problems, right_problems])
+
+
+def _shape_message(column: str, target: pl.DataType, text: str, err: Exception) -> str:
+    """What a cell holding list or object text should look like, and what it held."""
+    shown = text if len(text) <= 60 else text[:57] + "..."
+    if isinstance(target, pl.List):
+        inner = target.inner
+        example = (f'[{{"{inner.fields[0].name}": ...}}]' if isinstance(inner, pl.Struct) else
+                   '["letrozole", "palbociclib"]' if "drugs" in column or column.endswith("medications") else
+                   '["bone", "liver"]' if column.endswith("sites") else '["...", "..."]')
+        return f"{column}: must be a JSON list such as {example}, not '{shown}'"
+    if isinstance(target, pl.Struct):
+        return f"{column}: must be a JSON object such as {{\"{target.fields[0].name}\": ...}}, not '{shown}'"
+    return f"{column}: cannot be read as JSON ({str(err).splitlines()[0]}): '{shown}'"
 
 
 def read_ndjson(path: Path, batch_rows: int) -> Iterator[Batch]:
