@@ -56,3 +56,26 @@ def test_a_bad_line_costs_no_patient_and_unreadable_resources_are_reported(tmp_p
     assert errors[0]["row"] == 1 and errors[0]["field"] == "Observation/broken"
     assert "not valid FHIR R4" in errors[0]["message"] and errors[0]["message"].endswith("left out")
     assert errors[1] == {"row": None, "field": "Patient.ndjson", "message": "line 1 is not JSON: Expecting value"}
+
+
+def test_batches_of_patients_read_back_from_offsets_give_the_same_results(tmp_path: Path) -> None:
+    """The second pass seeks each patient's lines (any file, CRLF endings too), one batch at a time."""
+    folder = tmp_path / "bulk"
+    folder.mkdir()
+    patients = [b.patient(pid=f"p{i}", birth=f"19{50 + i}-01-01") for i in range(7)]
+    her2_negative = b.her2_ihc(valueCodeableConcept=b.concept(b.coding(b.SNOMED, "260385009", "Negative")))
+    observations = [dict(o, id=f"{o['id']}-{i}", subject={"reference": f"Patient/p{i}"}) for i in range(7)
+                    for o in (b.er(b.POSITIVE if i % 2 else b.NEGATIVE), b.pr(b.NEGATIVE), her2_negative)]
+    (folder / "Observation.ndjson").write_text("\r\n".join(json.dumps(o) for o in observations) + "\r\n",
+                                               encoding="utf-8")
+    _write(folder, "Patient.ndjson", patients)
+    whole = local.evaluate(folder, tmp_path / "whole.parquet")
+    one_by_one = local.evaluate(folder, tmp_path / "one.parquet", batch_rows=1)
+    assert whole.evaluated == one_by_one.evaluated == 7
+    first, second = (pl.read_parquet(tmp_path / name).drop("row").sort("patient_id")
+                     for name in ("whole.parquet", "one.parquet"))
+    assert first.equals(second)
+    assert first["patient_id"].to_list() == [f"p{i}" for i in range(7)]
+    # Each patient got its own results: ER+ for odd numbers, ER- for even ones.
+    assert first["subtype"].cast(pl.String).to_list() == [
+        "hr_positive_her2_negative" if i % 2 else "triple_negative" for i in range(7)]

@@ -11,9 +11,10 @@ as any other input. Lines that are not JSON resources are reported with their fi
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from array import array
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import polars as pl
 
@@ -45,54 +46,84 @@ def _references(value: Any) -> Iterator[str]:
 
 
 def read_bulk(path: Path, batch_rows: int) -> Iterator[Batch]:
+    """Patients in batches of `batch_rows`, each read back from its lines' offsets.
+
+    A Bulk Data export can be far larger than memory, so the first pass keeps only where each
+    patient's resources are (file and byte offset, one int64 each); resources that belong to no
+    patient (Medication, Organization, ...) are referenced data and are kept. The second pass
+    reads one batch of patients at a time.
+    """
     try:
         from mbcnav.fhir.mcode import import_bundle
     except ImportError as err:  # the FHIR extra is part of the default install; say so if it is missing
         raise InputError(f"{path}: FHIR import is not available ({err})") from None
-    per_patient: dict[str, list[dict[str, Any]]] = {}
+    files = sorted(p for p in path.iterdir() if p.suffix in NDJSON_SUFFIXES)
+    where, shared, bad = _index(files)
+    size = sum(f.stat().st_size for f in files)
+    found = pl.concat(bad) if bad else no_problems()
+    patients = list(where.items())
+    handles = [file.open("rb") for file in files]
+    try:
+        for start in range(0, len(patients), max(1, batch_rows)):
+            records: list[str] = []
+            notes = [found]
+            for row, (patient_id, places) in enumerate(patients[start:start + batch_rows], start + 1):
+                resources = [json.loads(_line(handles, place)) for place in places]
+                referenced = {r for res in resources for r in _references(res)}
+                entries = resources + [shared[r] for r in sorted(referenced) if r in shared]
+                bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in entries]}
+                report = import_bundle(bundle)
+                records.append(json.dumps({"patient_id": patient_id, **report.profile}))
+                # A resource the import cannot read is left out of the profile: say so, beside the patient.
+                notes += [problems([row], item.resource, f"{item.resource}: {item.reason}; left out")
+                          for section in report.sections.values() for item in section.unreadable]
+            lines = pl.DataFrame({
+                ROW: pl.int_range(start + 1, start + 1 + len(records), dtype=pl.UInt64, eager=True),
+                "record": pl.Series(records, dtype=pl.String),
+            })
+            batch = _json_batch(lines, 0)
+            yield Batch(batch.frames, batch.problems, size if start == 0 else 0, notes=pl.concat(notes))
+            found = no_problems()
+    finally:
+        for handle in handles:
+            handle.close()
+    if not patients:
+        yield Batch([], no_problems(), size, notes=found)
+
+
+OFFSET_BITS = 40  # a place is file number << 40 | byte offset: files up to 1 TiB, 2**23 files
+
+
+def _index(files: list[Path]) -> tuple[dict[str, array[int]], dict[str, dict[str, Any]], list[pl.DataFrame]]:
+    """Patient -> places of its resources; shared resources by reference; lines that are not resources."""
+    where: dict[str, array[int]] = {}
     shared: dict[str, dict[str, Any]] = {}
     bad: list[pl.DataFrame] = []
-    size = 0
-    for file in sorted(p for p in path.iterdir() if p.suffix in NDJSON_SUFFIXES):
-        size += file.stat().st_size
-        with file.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
+    for number, file in enumerate(files):
+        with file.open("rb") as handle:
+            offset = 0
+            for line_no, line in enumerate(handle, 1):
+                place, offset = number << OFFSET_BITS | offset, offset + len(line)
                 if not line.strip():
                     continue
                 try:
                     resource = json.loads(line)
-                except json.JSONDecodeError as err:  # a line, not a patient: no row (patients are the rows)
-                    bad.append(problems([None], file.name, f"line {number} is not JSON: {err.msg}"))
+                except (json.JSONDecodeError, UnicodeDecodeError) as err:  # a line, not a patient: no row
+                    reason = err.msg if isinstance(err, json.JSONDecodeError) else "not UTF-8 text"
+                    bad.append(problems([None], file.name, f"line {line_no} is not JSON: {reason}"))
                     continue
                 if not isinstance(resource, dict) or "resourceType" not in resource:
-                    bad.append(problems([None], file.name, f"line {number} is not a FHIR resource"))
+                    bad.append(problems([None], file.name, f"line {line_no} is not a FHIR resource"))
                     continue
                 owner = _patient_of(resource)
                 if owner is None:
                     shared[f"{resource['resourceType']}/{resource.get('id')}"] = resource
                 else:
-                    per_patient.setdefault(owner, []).append(resource)
-    found = pl.concat(bad) if bad else no_problems()
-    records: list[str] = []
-    patients = list(per_patient.items())
-    for start in range(0, len(patients), max(1, batch_rows)):
-        records.clear()
-        notes = [found]
-        for row, (patient_id, resources) in enumerate(patients[start:start + batch_rows], start + 1):
-            referenced = {r for res in resources for r in _references(res)}
-            entries = resources + [shared[r] for r in sorted(referenced) if r in shared]
-            bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in entries]}
-            report = import_bundle(bundle)
-            records.append(json.dumps({"patient_id": patient_id, **report.profile}))
-            # A resource the import cannot read is left out of the profile: say so, beside the patient.
-            notes += [problems([row], item.resource, f"{item.resource}: {item.reason}; left out")
-                      for section in report.sections.values() for item in section.unreadable]
-        lines = pl.DataFrame({
-            ROW: pl.int_range(start + 1, start + 1 + len(records), dtype=pl.UInt64, eager=True),
-            "record": pl.Series(records, dtype=pl.String),
-        })
-        batch = _json_batch(lines, 0)
-        yield Batch(batch.frames, batch.problems, size if start == 0 else 0, notes=pl.concat(notes))
-        found = no_problems()
-    if not patients:
-        yield Batch([], no_problems(), size, notes=found)
+                    where.setdefault(owner, array("q")).append(place)
+    return where, shared, bad
+
+
+def _line(handles: Sequence[BinaryIO], place: int) -> bytes:
+    handle = handles[place >> OFFSET_BITS]
+    handle.seek(place & ((1 << OFFSET_BITS) - 1))
+    return handle.readline()
