@@ -44,18 +44,19 @@ def test_a_bad_line_costs_no_patient_and_unreadable_resources_are_reported(tmp_p
     folder.mkdir()
     broken = dict(b.her2_ihc(valueCodeableConcept=b.concept(b.coding(b.SNOMED, "260385009", "Negative"))),
                   id="broken", code="not a CodeableConcept")
-    (folder / "Patient.ndjson").write_text(
-        "not json\n" + "\n".join(json.dumps(p) for p in [b.patient(pid="p1"), b.patient(pid="p2")]) + "\n",
-        encoding="utf-8")
+    (folder / "Patient.ndjson").write_bytes(
+        b"not json\n" + json.dumps(b.patient(pid="p1")).encode() + b"\n\xc3\x28 not text\n"
+        + json.dumps(b.patient(pid="p2")).encode() + b"\n")
     _write(folder, "Observation.ndjson", [b.er(b.POSITIVE), b.pr(b.POSITIVE), broken])
     summary = local.evaluate(folder, tmp_path / "r.parquet")
-    assert (summary.evaluated, summary.rejected, summary.noted) == (2, 0, 2)
+    assert (summary.evaluated, summary.rejected, summary.noted) == (2, 0, 3)
     assert sorted(pl.read_parquet(tmp_path / "r.parquet")["patient_id"].to_list()) == ["p1", "p2"]
     assert summary.errors_path is not None
     errors = pl.read_csv(summary.errors_path).to_dicts()
     assert errors[0]["row"] == 1 and errors[0]["field"] == "Observation/broken"
     assert "not valid FHIR R4" in errors[0]["message"] and errors[0]["message"].endswith("left out")
-    assert errors[1] == {"row": None, "field": "Patient.ndjson", "message": "line 1 is not JSON: Expecting value"}
+    assert errors[1:] == [{"row": None, "field": "Patient.ndjson", "message": "line 1 is not JSON: Expecting value"},
+                          {"row": None, "field": "Patient.ndjson", "message": "line 3 is not JSON: not UTF-8 text"}]
 
 
 def test_batches_of_patients_read_back_from_offsets_give_the_same_results(tmp_path: Path) -> None:
