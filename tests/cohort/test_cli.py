@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import polars as pl
+import pytest
 from click.testing import CliRunner
 
 from mbcnav.cohort.cli import cohort
@@ -59,3 +61,22 @@ def test_evaluate_refuses_an_output_that_is_not_a_parquet_file(tmp_path: Path) -
     (tmp_path / "spark.parquet").mkdir()
     done = runner.invoke(cohort, ["evaluate", str(source), "--out", str(tmp_path / "spark.parquet")])
     assert done.exit_code == 2 and "is a directory" in done.stderr
+
+
+def test_spark_engine_says_what_is_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mbcnav.cohort
+
+    source = tmp_path / "c.ndjson"
+    source.write_text('{"sex": "female"}\n', encoding="utf-8")
+    args = ["evaluate", str(source), "--out", str(tmp_path / "results"), "--engine", "spark"]
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no java on it
+    done = CliRunner().invoke(cohort, args)
+    assert done.exit_code == 2 and "needs a Java runtime" in done.stderr
+    for name in ("pyspark", "pyspark.sql"):  # as if PySpark were not installed
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.delitem(sys.modules, "mbcnav.cohort.spark", raising=False)
+    monkeypatch.delattr(mbcnav.cohort, "spark", raising=False)
+    done = CliRunner().invoke(cohort, args)
+    assert done.exit_code == 2 and "pip install 'mbcnav[spark]'" in done.stderr
+    assert not (tmp_path / "results").exists()

@@ -7,8 +7,10 @@ the run goes on.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import NoReturn
 
 import click
@@ -64,8 +66,7 @@ def evaluate(source: Path, out: Path, engine: str, master: str | None, batch_row
                            hidden=quiet or engine == "spark") as bar:
         try:
             if engine == "spark":
-                from mbcnav.cohort import spark
-
+                spark = _spark_engine()
                 summary, jvm = spark.evaluate(source, out, master=master, progress=bar.update)
                 click.echo(f"Spark session started in {jvm:.1f} s", err=True)
             else:
@@ -84,6 +85,20 @@ def evaluate(source: Path, out: Path, engine: str, master: str | None, batch_row
                    f"each patient's record was used); also listed in {summary.errors_path}", err=True)
     if summary.rejected or summary.noted:
         _show_errors(summary.errors_path)
+
+
+def _spark_engine() -> ModuleType:
+    """mbcnav.cohort.spark, or a plain reason why Spark cannot run here (PySpark, Java)."""
+    import shutil
+
+    try:
+        from mbcnav.cohort import spark
+    except ImportError:
+        _fail("the Spark engine needs PySpark: pip install 'mbcnav[spark]' (or use --engine local)")
+    if not os.environ.get("JAVA_HOME") and shutil.which("java") is None:
+        _fail("the Spark engine needs a Java runtime (17 or newer): install one (Debian: default-jre-headless) "
+              "or set JAVA_HOME (or use --engine local)")
+    return spark
 
 
 def _show_errors(path: Path | None, limit: int = 5) -> None:
