@@ -81,8 +81,9 @@ N_MALFORMED = 400
 def spark_input(cohort_dir: Path, realistic: Path, wide_ndjson: Path) -> Path:
     """A Parquet directory for Spark: the first rows of both parity inputs, then rows with deliberate errors.
 
-    One file each, laid out differently as separate exports often are: the second has age written
-    as text, the third has no patient_id column (and a space in its name).
+    Laid out differently as separate exports often are: the realistic rows in two files of one
+    layout (the second named with a space and a percent sign, which Spark's file names encode),
+    then the wide rows with age written as text, then the malformed rows without patient_id.
     """
     half = N_SPARK // 2
     path = cohort_dir / "spark"
@@ -90,7 +91,9 @@ def spark_input(cohort_dir: Path, realistic: Path, wide_ndjson: Path) -> Path:
     malformed = cohort_dir / "malformed.parquet"
     synth.write(N_MALFORMED, malformed, synth.Options(seed=SEED + 1, malformed_rate=0.3))
     columns = input_schema().names()
-    pl.read_parquet(realistic).head(half).select(columns).write_parquet(path / "part-0.parquet")
+    first = pl.read_parquet(realistic).head(half).select(columns)
+    first.head(half // 3).write_parquet(path / "part-0a.parquet")
+    first.tail(half - half // 3).write_parquet(path / "part-0b 100%.parquet")
     wide_part = pl.read_ndjson(wide_ndjson, schema=input_schema()).head(half).select(columns)
     wide_part.with_columns(pl.col("age").cast(pl.String)).write_parquet(path / "part-1.parquet")
     pl.read_parquet(malformed).select(columns).drop("patient_id").write_parquet(path / "part-2 errors.parquet")

@@ -100,17 +100,23 @@ class SparkEvaluator:
         from pyspark.sql import functions as F
 
         files = read.parquet_files(source)
-        layouts: dict[str, DataFrame] = {}
-        start = 0
-        for file in files:
-            # _row: position in the input, across files in name order. Each file is read on its own
-            # with its offset: matching `_metadata.file_name` fails for names Spark URL-encodes.
-            rows = self.spark.read.parquet(str(file))
-            rows = rows.withColumn(ROW, (F.col("_metadata.row_index") + F.lit(start + 1)).cast("long"))
-            layout = pq.read_schema(file).remove_metadata().to_string()
-            layouts[layout] = layouts[layout].unionByName(rows) if layout in layouts else rows
+        layouts: dict[str, list[Path]] = {}
+        offsets, start = {}, 0
+        for file in files:   # _row: position in the input, across files in name order (from the footers)
+            layouts.setdefault(pq.read_schema(file).remove_metadata().to_string(), []).append(file)
+            offsets[file] = start
             start += pq.ParquetFile(file).metadata.num_rows
-        return list(layouts.values())
+        jvm_path = self.spark.sparkContext._jvm.org.apache.hadoop.fs.Path  # type: ignore[union-attr]
+        frames = []
+        for group in layouts.values():
+            offset = F.lit(offsets[group[0]])
+            for file in group[1:]:
+                # Spark gives the file's name as in its URI (a space is %20): ask Hadoop for that form.
+                name = str(jvm_path(str(file)).toUri().getRawPath()).rsplit("/", 1)[-1]
+                offset = F.when(F.col("_metadata.file_name") == name, F.lit(offsets[file])).otherwise(offset)
+            rows = self.spark.read.parquet(*[str(f) for f in group])
+            frames.append(rows.withColumn(ROW, (F.col("_metadata.row_index") + offset + 1).cast("long")))
+        return frames
 
     def check(self, frames: list[DataFrame], staging: Path) -> tuple[DataFrame, pl.DataFrame]:
         """(valid rows, conformed) and the problems of the rejected ones (collected: they are few).
