@@ -119,10 +119,12 @@ def stacked_chart(title: str, rows: Sequence[tuple[str, dict[str, int]]], colour
             f'xmlns="http://www.w3.org/2000/svg"><title>{_esc(title)}</title>{"".join(legend)}{"".join(parts)}</svg>')
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    head = "".join(f"<th>{_esc(h)}</th>" for h in headers)
+def _table(label: str, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A table in a region that scrolls sideways on a narrow screen (focusable, so keys scroll it too)."""
+    head = "".join(f'<th scope="col">{_esc(h)}</th>' for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f'<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    return (f'<div class="scroll" role="region" tabindex="0" aria-label="{_esc(label)}"><table>'
+            f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
 
 
 def _counts(frame: pl.LazyFrame, column: str) -> list[tuple[str, int]]:
@@ -189,6 +191,7 @@ svg .lab{font-size:12px;fill:#1d2327}svg .num{font-size:12px;fill:#5b6670}svg .i
 table{border-collapse:collapse;margin:8px 0 4px;font-size:13px}
 td,th{border:1px solid #d7dde2;padding:3px 8px;text-align:left}
 th{background:#f3f5f7}details{margin:4px 0 12px}.note{color:#5b6670;font-size:13px}
+.scroll{overflow-x:auto;max-width:100%}.scroll:focus-visible{outline:2px solid #1a5fb4}
 @media print{details{display:none}}
 """
 
@@ -225,7 +228,7 @@ def render(results: Path, kb: Knowledge | None = None) -> str:
     def section(title: str, svg: str, headers: Sequence[str], rows: Sequence[Sequence[object]], note: str = "") -> str:
         text = f'<p class="note">{_esc(note)}</p>' if note else ""
         return (f"<h2>{_esc(title)}</h2>{text}{svg}<details><summary>Numbers</summary>"
-                f"{_table(headers, rows)}</details>")
+                f"{_table(f'{title}: numbers', headers, rows)}</details>")
 
     top_options = options[:20]
     parts = [
@@ -241,7 +244,7 @@ def render(results: Path, kb: Knowledge | None = None) -> str:
         f'<div class="tile"><b>{_pct(concordant, judged)}</b><span>treatment given among the options '
         f"(n={judged:,} judged)</span></div></div>",
         "<h2>Questions</h2>" + _table(
-            ["Question", "Patients", "Of", "Share", "How it is counted"],
+            "Questions", ["Question", "Patients", "Of", "Share", "How it is counted"],
             [(q, f"{a:,}", f"{b:,}", _pct(a, b), how) for q, a, b, how in _questions(frame, kb)]),
         section("Subtype mix", bar_chart("Subtype mix", [Bar(SUBTYPE_NAMES.get(k, k), v) for k, v in subtypes], n),
                 ["Subtype", "Patients", "Share"],
@@ -275,8 +278,10 @@ def render(results: Path, kb: Knowledge | None = None) -> str:
                 ["Flag", "Patients", "Share"], [(i, f"{c:,}", _pct(c, n)) for i, c in safety],
                 "Safety blocks that removed a drug from an option, and urgent warnings."),
     ]
-    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Cohort report - {_esc(results.name)}'
-            f"</title><style>{CSS}</style></head><body>{''.join(parts)}</body></html>")
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>Cohort report - {_esc(results.name)}</title><style>{CSS}</style></head>"
+            f"<body><main>{''.join(parts)}</main></body></html>")
 
 
 def write(results: Path, target: Path, kb: Knowledge | None = None) -> None:
