@@ -8,7 +8,7 @@ from typing import Any
 
 import polars as pl
 
-from mbcnav.cohort import local
+from mbcnav.cohort import bulk, local
 from tests.fhir import bundles as b
 
 
@@ -80,3 +80,25 @@ def test_batches_of_patients_read_back_from_offsets_give_the_same_results(tmp_pa
     # Each patient got its own results: ER+ for odd numbers, ER- for even ones.
     assert first["subtype"].cast(pl.String).to_list() == [
         "hr_positive_her2_negative" if i % 2 else "triple_negative" for i in range(7)]
+
+
+def test_a_pool_of_processes_maps_the_same_profiles_in_the_same_order(tmp_path: Path) -> None:
+    folder = tmp_path / "bulk"
+    folder.mkdir()
+    _write(folder, "Patient.ndjson", [b.patient(pid=f"p{i}", birth=f"19{40 + i}-01-01") for i in range(9)])
+    _write(folder, "Observation.ndjson", [dict(b.er(b.POSITIVE if i % 3 else b.NEGATIVE), id=f"er-{i}",
+                                               subject={"reference": f"Patient/p{i}"}) for i in range(9)],
+           extra="not json\n")
+
+    def read_all(**options: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        batches = list(bulk.read_bulk(folder, 4, **options))
+        records = [r for batch in batches for frame in batch.frames for r in frame.to_dicts()]
+        return records, [n for batch in batches for n in batch.notes.to_dicts()]
+
+    alone = read_all(workers=1)
+    pooled = read_all(workers=2, task_patients=2)  # 9 patients in batches of 4: 5 tasks on 2 processes
+    assert pooled == alone
+    assert [r["patient_id"] for r in alone[0]] == [f"p{i}" for i in range(9)]
+    assert [r["_row"] for r in alone[0]] == list(range(1, 10))
+    bad_line = {"_row": None, "field": "Observation.ndjson", "message": "line 10 is not JSON: Expecting value"}
+    assert alone[1] == [bad_line]

@@ -41,8 +41,11 @@ def cohort() -> None:
 @click.option("--master", default=None, help="Spark master URL, e.g. spark://host:7077 (engine spark).")
 @click.option("--batch-rows", default=DEFAULT_BATCH_ROWS, show_default=True, type=click.IntRange(min=1),
               help="Rows per batch (local engine); memory grows with it.")
+@click.option("--workers", default=os.cpu_count() or 1, show_default="all cores", type=click.IntRange(min=1),
+              help="Processes mapping FHIR Bulk Data patients to profiles (the mCODE import is per patient).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def evaluate(source: Path, out: Path, engine: str, master: str | None, batch_rows: int, quiet: bool) -> None:
+def evaluate(source: Path, out: Path, engine: str, master: str | None, batch_rows: int, workers: int,
+             quiet: bool) -> None:
     """Evaluate every patient in INPUT and write one row per patient to --out.
 
     INPUT is Parquet, CSV or NDJSON of contract Profiles (optional extra fields: patient_id, and
@@ -70,7 +73,7 @@ def evaluate(source: Path, out: Path, engine: str, master: str | None, batch_row
                 summary, jvm = spark.evaluate(source, out, master=master, progress=bar.update)
                 click.echo(f"Spark session started in {jvm:.1f} s", err=True)
             else:
-                summary = local.evaluate(source, out, batch_rows=batch_rows, progress=bar.update)
+                summary = local.evaluate(source, out, batch_rows=batch_rows, progress=bar.update, workers=workers)
         except InputError as err:
             _fail(str(err))
     click.echo(

@@ -77,7 +77,8 @@ class Evaluator:
         return self.polars.evaluate(facts, tables.names, tables.names.ids, valid["patient_id"].has_nulls())
 
 
-def batches(path: Path, batch_rows: int) -> tuple[str, Iterator[read.Batch]]:
+def batches(path: Path, batch_rows: int, workers: int = 1) -> tuple[str, Iterator[read.Batch]]:
+    """The input's batches; `workers`: processes mapping FHIR Bulk Data patients (bulk.read_bulk)."""
     fmt = read.detect(path)
     if fmt == "parquet":
         return fmt, read.read_parquet(path, batch_rows)
@@ -87,7 +88,7 @@ def batches(path: Path, batch_rows: int) -> tuple[str, Iterator[read.Batch]]:
         return fmt, read.read_csv(path, batch_rows)
     from mbcnav.cohort import bulk  # FHIR Bulk Data: only imported when asked for
 
-    return fmt, bulk.read_bulk(path, batch_rows)
+    return fmt, bulk.read_bulk(path, batch_rows, workers)
 
 
 @contextmanager
@@ -127,8 +128,12 @@ def evaluate(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: Progress | None = None,
     evaluator: Evaluator | None = None,
+    workers: int = 1,
 ) -> Summary:
     """INPUT -> RESULTS.parquet (+ RESULTS.errors.csv when rows were rejected).
+
+    `workers` > 1 maps FHIR Bulk Data patients in that many processes (spawned: a script calling
+    this needs the `if __name__ == "__main__":` guard, as for any multiprocessing; the CLI has it).
 
     The next batch is read in a background thread (Arrow releases the GIL) while the current one
     is evaluated. Results stream into Polars' Parquet sink, which encodes and writes them on its
@@ -138,7 +143,7 @@ def evaluate(
     ev = evaluator or Evaluator()
     summary = Summary()
     problems: list[pl.DataFrame] = []
-    _, source_batches = batches(source, batch_rows)
+    _, source_batches = batches(source, batch_rows, workers)
     failure: list[BaseException] = []
 
     def results(*_: object) -> Iterator[pl.DataFrame]:
