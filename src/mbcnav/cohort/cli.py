@@ -50,7 +50,9 @@ def evaluate(source: Path, out: Path, engine: str, master: str | None, batch_row
 
     INPUT is Parquet, CSV or NDJSON of contract Profiles (optional extra fields: patient_id, and
     given_drugs = the treatment actually given for the current decision point), or a directory of
-    FHIR Bulk Data NDJSON. Malformed rows are listed in RESULTS.errors.csv and skipped.
+    Parquet part files or of FHIR Bulk Data NDJSON. Parquet may be nested like the Profile or
+    flat like the CSV (dotted column names). Malformed rows are listed in RESULTS.errors.csv and
+    skipped; see docs/cohort.md.
     """
     from mbcnav.cohort import local, read
     from mbcnav.cohort.read import InputError
