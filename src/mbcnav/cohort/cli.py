@@ -35,7 +35,8 @@ def cohort() -> None:
 
 @cohort.command()
 @click.argument("source", metavar="INPUT", type=click.Path(exists=True, path_type=Path))
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Results file (Parquet).")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Results: a .parquet file (local engine), a directory of part files (Spark).")
 @click.option("--engine", type=click.Choice(["local", "spark"]), default="local", show_default=True,
               help="local: Polars on this machine; spark: Spark (local[*] unless --master).")
 @click.option("--master", default=None, help="Spark master URL, e.g. spark://host:7077 (engine spark).")
