@@ -102,3 +102,12 @@ def test_a_pool_of_processes_maps_the_same_profiles_in_the_same_order(tmp_path: 
     assert [r["_row"] for r in alone[0]] == list(range(1, 10))
     bad_line = {"_row": None, "field": "Observation.ndjson", "message": "line 10 is not JSON: Expecting value"}
     assert alone[1] == [bad_line]
+
+
+def test_progress_moves_with_the_patients_and_ends_at_the_export_size(tmp_path: Path) -> None:
+    folder = tmp_path / "bulk"
+    folder.mkdir()
+    _write(folder, "Patient.ndjson", [b.patient(pid=f"p{i}") for i in range(10)])
+    steps = [batch.size for batch in bulk.read_bulk(folder, 3)]
+    assert len(steps) == 4 and all(step > 0 for step in steps)
+    assert sum(steps) == (folder / "Patient.ndjson").stat().st_size

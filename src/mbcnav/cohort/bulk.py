@@ -93,7 +93,9 @@ def read_bulk(path: Path, batch_rows: int, workers: int = 1, task_patients: int 
                 "record": pl.Series(records, dtype=pl.String),
             })
             batch = _json_batch(lines, 0)
-            yield Batch(batch.frames, batch.problems, size if start == 0 else 0, notes=pl.concat(notes))
+            # Progress is in bytes of the export: each batch stands for its share of the patients.
+            done = size * (start + len(part)) // len(patients) - size * start // len(patients)
+            yield Batch(batch.frames, batch.problems, done, notes=pl.concat(notes))
             found = no_problems()
     finally:
         if pool:
