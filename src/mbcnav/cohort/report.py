@@ -83,8 +83,7 @@ def bar_chart(title: str, bars: Sequence[Bar], total: int, width: int = 760) -> 
             f'{_esc(b.label)}: {b.value:,} ({_pct(b.value, total)})</title></rect>'
             f'<text x="{label_w + w + 6:.1f}" y="{y + 16}" class="num">{b.value:,} ({_pct(b.value, total)})</text>'
         )
-    return (f'<svg role="img" aria-label="{_esc(title)}" viewBox="0 0 {width} {height}" width="100%" '
-            f'xmlns="http://www.w3.org/2000/svg"><title>{_esc(title)}</title>{"".join(rows)}</svg>')
+    return _chart(title, width, height, "".join(rows))
 
 
 def stacked_chart(title: str, rows: Sequence[tuple[str, dict[str, int]]], colours: dict[str, str],
@@ -115,8 +114,15 @@ def stacked_chart(title: str, rows: Sequence[tuple[str, dict[str, int]]], colour
         legend.append(f'<rect x="{lx}" y="6" width="12" height="12" fill="{colour}"/>'
                       f'<text x="{lx + 16}" y="16" class="lab">{_esc(key)}</text>')
         lx += 16 + 9 * len(key) + 24
-    return (f'<svg role="img" aria-label="{_esc(title)}" viewBox="0 0 {width} {height}" width="100%" '
-            f'xmlns="http://www.w3.org/2000/svg"><title>{_esc(title)}</title>{"".join(legend)}{"".join(parts)}</svg>')
+    return _chart(title, width, height, "".join(legend) + "".join(parts))
+
+
+def _chart(title: str, width: int, height: int, body: str) -> str:
+    """An SVG chart that keeps a readable size on a phone: below 600 px it scrolls sideways in its
+    own region (focusable, so keys scroll it too) instead of shrinking its text."""
+    return (f'<div class="scroll chart" role="region" tabindex="0" aria-label="{_esc(title)} (chart)">'
+            f'<svg role="img" aria-label="{_esc(title)}" viewBox="0 0 {width} {height}" width="100%" '
+            f'xmlns="http://www.w3.org/2000/svg"><title>{_esc(title)}</title>{body}</svg></div>')
 
 
 def _table(label: str, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -191,8 +197,8 @@ svg .lab{font-size:12px;fill:#1d2327}svg .num{font-size:12px;fill:#5b6670}svg .i
 table{border-collapse:collapse;margin:8px 0 4px;font-size:13px}
 td,th{border:1px solid #d7dde2;padding:3px 8px;text-align:left}
 th{background:#f3f5f7}details{margin:4px 0 12px}.note{color:#5b6670;font-size:13px}
-.scroll{overflow-x:auto;max-width:100%}.scroll:focus-visible{outline:2px solid #1a5fb4}
-@media print{details{display:none}}
+.scroll{overflow-x:auto;max-width:100%}.scroll:focus-visible{outline:2px solid #1a5fb4}.chart svg{min-width:600px}
+@media print{details{display:none}.scroll{overflow:visible}.chart svg{min-width:0}}
 """
 
 
