@@ -121,6 +121,18 @@ def errors_path(out: Path) -> Path:
     return out.with_name(out.name.removesuffix(".parquet") + ".errors.csv")
 
 
+def write_errors(out: Path, reported: list[pl.DataFrame]) -> Path | None:
+    """RESULTS.errors.csv (row, field, message; by row, lines without a row last), or None if empty."""
+    target = errors_path(out)
+    found = [frame for frame in reported if frame.height]
+    if not found:
+        target.unlink(missing_ok=True)  # a stale errors file from an earlier run would mislead
+        return None
+    with atomic(target) as tmp:
+        pl.concat(found).sort(ROW, maintain_order=True, nulls_last=True).rename({ROW: "row"}).write_csv(tmp)
+    return target
+
+
 def evaluate(
     source: Path,
     out: Path,
@@ -169,14 +181,7 @@ def evaluate(
             if failure:
                 raise failure[0] from None
             raise
-    errors = pl.concat(problems) if problems else None
-    target = errors_path(out)
-    if errors is not None:
-        with atomic(target) as tmp:
-            errors.sort(ROW, maintain_order=True, nulls_last=True).rename({ROW: "row"}).write_csv(tmp)
-        summary.errors_path = target
-    else:
-        target.unlink(missing_ok=True)  # a stale errors file from an earlier run would mislead
+    summary.errors_path = write_errors(out, problems)
     summary.seconds = time.perf_counter() - started
     return summary
 

@@ -32,22 +32,22 @@ TRIAL = "clinical_trial"
 SUPPRESSION = "ovarian_suppression"
 
 
-def and_(*parts: Sql) -> Sql:
-    if FALSE in parts:
-        return FALSE
-    kept = [p for p in dict.fromkeys(parts) if p != TRUE]
+def _fold(operator: str, absorbing: Sql, neutral: Sql, parts: tuple[Sql, ...]) -> Sql:
+    """AND / OR of the parts with constants folded and repeats dropped."""
+    if absorbing in parts:
+        return absorbing
+    kept = [p for p in dict.fromkeys(parts) if p != neutral]
     if not kept:
-        return TRUE
-    return kept[0] if len(kept) == 1 else "(" + " AND ".join(kept) + ")"
+        return neutral
+    return kept[0] if len(kept) == 1 else "(" + f" {operator} ".join(kept) + ")"
+
+
+def and_(*parts: Sql) -> Sql:
+    return _fold("AND", FALSE, TRUE, parts)
 
 
 def or_(*parts: Sql) -> Sql:
-    if TRUE in parts:
-        return TRUE
-    kept = [p for p in dict.fromkeys(parts) if p != FALSE]
-    if not kept:
-        return FALSE
-    return kept[0] if len(kept) == 1 else "(" + " OR ".join(kept) + ")"
+    return _fold("OR", TRUE, FALSE, parts)
 
 
 def not_(part: Sql) -> Sql:

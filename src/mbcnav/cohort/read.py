@@ -313,8 +313,10 @@ def _nest(raw: pl.DataFrame, tree: Field) -> tuple[pl.DataFrame, pl.DataFrame]:
             continue
         node = _find(tree, tuple(name.split(".")))
         text = isinstance(raw.schema[name], pl.String | pl.Categorical | pl.Enum)
-        value = pl.col(name).cast(pl.String) if text else pl.col(name)
-        value = pl.when(value.str.strip_chars() == "").then(None).otherwise(value).alias(name) if text else value
+        value = pl.col(name)
+        if text:  # an empty cell is a missing value
+            value = value.cast(pl.String)
+            value = pl.when(value.str.strip_chars() == "").then(None).otherwise(value).alias(name)
         if text and node is not None and node.kind in ("list", "struct"):
             part = raw.select(ROW, value).filter(pl.col(name).is_not_null())
             part, problem = _decode_as(part, name, dtype(node))

@@ -112,13 +112,15 @@ def profile_tree() -> Field:
     return Field("", (), "struct", fields=(*_members(Profile, ()), *extras))
 
 
-def dtype(field: Field) -> pl.DataType:
-    """The Polars type a field has after reading (enums stay text until validated)."""
+def dtype(field: Field, validated: bool = False) -> pl.DataType:
+    """The Polars type a field has after reading (enums are text), or once `validated` (enums are Enum)."""
+    if field.kind == "enum" and validated:
+        return pl.Enum(list(field.allowed))
     if field.kind == "struct":
-        return pl.Struct({f.name: dtype(f) for f in field.fields})
+        return pl.Struct({f.name: dtype(f, validated) for f in field.fields})
     if field.kind == "list":
         assert field.item is not None
-        return pl.List(dtype(field.item))
+        return pl.List(dtype(field.item, validated))
     simple: dict[str, pl.DataType] = {
         "enum": pl.String(), "text": pl.String(), "int": pl.Int64(), "float": pl.Float64(), "bool": pl.Boolean(),
     }

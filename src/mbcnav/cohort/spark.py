@@ -25,7 +25,7 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped]
 from pyspark.sql import types as T
 
 from mbcnav.cohort import read
-from mbcnav.cohort.local import Summary, errors_path
+from mbcnav.cohort.local import Summary, write_errors
 from mbcnav.cohort.plan import CONCORDANCE, TRIAL, Plan, build, quote
 from mbcnav.cohort.read import no_problems
 from mbcnav.cohort.schema import ROW
@@ -103,9 +103,10 @@ class SparkEvaluator:
         layouts: dict[str, list[Path]] = {}
         offsets, start = {}, 0
         for file in files:   # _row: position in the input, across files in name order (from the footers)
-            layouts.setdefault(pq.read_schema(file).remove_metadata().to_string(), []).append(file)
+            footer = pq.ParquetFile(file)
+            layouts.setdefault(footer.schema_arrow.remove_metadata().to_string(), []).append(file)
             offsets[file] = start
-            start += pq.ParquetFile(file).metadata.num_rows
+            start += footer.metadata.num_rows
         jvm_path = self.spark.sparkContext._jvm.org.apache.hadoop.fs.Path  # type: ignore[union-attr]
         frames = []
         for group in layouts.values():
@@ -284,17 +285,7 @@ def evaluate(
     summary.rejected = pl.concat([p.select(ROW) for p in problems]).n_unique() if problems else 0
     summary.noted = notes.height
     summary.read = summary.evaluated + summary.rejected
-    reported = [p for p in [*problems, notes] if p.height]
-    errors = pl.concat(reported) if reported else None
-    target_errors = errors_path(out)
-    if errors is not None:
-        from mbcnav.cohort.local import atomic
-
-        with atomic(target_errors) as tmp:
-            errors.sort(ROW, maintain_order=True, nulls_last=True).rename({ROW: "row"}).write_csv(tmp)
-        summary.errors_path = target_errors
-    else:
-        target_errors.unlink(missing_ok=True)
+    summary.errors_path = write_errors(out, [*problems, notes])
     if progress:
         progress(summary.read)
     summary.seconds = time.perf_counter() - began

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from mbcnav.cohort.read import PROBLEM_SCHEMA
-from mbcnav.cohort.schema import DRUG_LISTS, ROW, Field, profile_tree
+from mbcnav.cohort.schema import DRUG_LISTS, ROW, Field, dtype, profile_tree
 from mbcnav.vocabulary import UnknownDrugError, normalise_drug
 
 UNKNOWN_FIELD = "unknown field; see the contract (CONTRACT.md) for the allowed fields"
@@ -132,8 +132,8 @@ class Conformer:
         return Node(node.value, [*node.bad, bad], [*node.message, pl.when(bad).then(message)])
 
     def _missing(self, spec: Field, path: str) -> Node:
-        value = pl.lit(spec.default, dtype=_canonical(spec)) if spec.default is not None else pl.lit(
-            None, dtype=_canonical(spec))
+        value = pl.lit(spec.default, dtype=dtype(spec, validated=True)) if spec.default is not None else pl.lit(
+            None, dtype=dtype(spec, validated=True))
         if spec.factory:
             value = self._struct_members(spec, {}, lambda name: pl.lit(None), path).value
         if spec.required:
@@ -269,23 +269,8 @@ def _optional_struct(spec: Field) -> bool:
     return spec.kind == "struct" and not spec.factory and not spec.required and spec.path != ()
 
 
-def _canonical(spec: Field) -> pl.DataType:
-    """The type a field has after validation."""
-    if spec.kind == "enum":
-        return pl.Enum(list(spec.allowed))
-    if spec.kind == "struct":
-        return pl.Struct({f.name: _canonical(f) for f in spec.fields})
-    if spec.kind == "list":
-        assert spec.item is not None
-        return pl.List(_canonical(spec.item))
-    simple: dict[str, pl.DataType] = {
-        "text": pl.String(), "int": pl.Int64(), "float": pl.Float64(), "bool": pl.Boolean(),
-    }
-    return simple[spec.kind]
-
-
 def canonical_schema() -> pl.Schema:
-    return pl.Schema({f.name: _canonical(f) for f in profile_tree().fields})
+    return pl.Schema({f.name: dtype(f, validated=True) for f in profile_tree().fields})
 
 
 def _cross_checks(profile: pl.Expr) -> list[tuple[pl.Expr, pl.Expr]]:
