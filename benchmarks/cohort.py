@@ -178,9 +178,9 @@ parts = ([e for e in facts if e.meta.output_name() in _FIRST], [e for e in facts
          [e for e in facts if e.meta.output_name() not in _FIRST | _SECOND])
 derived = stage("facts", lambda: lists.lazy().with_columns(parts[0]).with_columns(parts[1]).with_columns(parts[2])
                 .select([*local.KEEP, *d.columns]).collect())
-ruled = stage("rules (conditions and plan)", lambda: plan.rules(derived.lazy(), tables.names))
+ruled = stage("rules (conditions and plan)", lambda: plan.rules(derived.lazy(), tables.names, tables.names.ids))
 unnamed = valid["patient_id"].has_nulls()
-def id_lists(): return plan.answer(ruled, tables.names.ids, unnamed)
+def id_lists(): return plan.answer(ruled, unnamed)
 result = stage("id lists", id_lists)
 stage("write", lambda: result.lazy().sink_parquet({out!r}, compression="lz4", statistics=False))
 RESULT = {{k: v[0] for k, v in out.items()}} | {{k + " (wall)": v[1] for k, v in out.items()}}

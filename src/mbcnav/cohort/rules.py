@@ -80,18 +80,31 @@ class PolarsPlan:
     def evaluate(self, facts: pl.LazyFrame, names: NameBits, ids: Mapping[str, tuple[str, ...]],
                  unnamed: bool = True) -> pl.DataFrame:
         """Facts -> one results row per patient. `ids`: typed drug name -> generic ids."""
-        return self.answer(self.rules(facts, names), ids, unnamed)
+        return self.answer(self.rules(facts, names, ids), unnamed)
 
-    def rules(self, facts: pl.LazyFrame, names: NameBits) -> Ruled:
+    def given_columns(self, facts: pl.LazyFrame, names: NameBits, ids: Mapping[str, tuple[str, ...]]) -> pl.DataFrame:
+        """Everything read about the treatment given, worked out once per distinct list of names.
+
+        A cohort records few distinct regimens (dozens in 500,000 patients), so the masks, flags
+        and generic ids are computed per list and gathered back to the rows by list number: one
+        hash join on the names alone instead of list expressions over every row.
+        """
+        given = facts.select("given_drugs").collect()
+        distinct = given.unique().with_row_index("_k")
+        number = given.join(distinct, on="given_drugs", how="left", nulls_equal=True, maintain_order="left")["_k"]
+        table = distinct.with_columns(self.given_masks(names)).with_columns(self.given(names)).with_columns(
+            _generic_ids(distinct["given_drugs"], ids))
+        return table.drop("_k", "given_drugs", *(f"_gmask{w}" for w in range(names.words)))[number]
+
+    def rules(self, facts: pl.LazyFrame, names: NameBits, ids: Mapping[str, tuple[str, ...]]) -> Ruled:
         """The condition columns (Polars), then the plan's steps over them (bit vectors)."""
-        # Masks first, as columns: expressions over lists are not shared between the flags that read them.
-        frame = facts.with_columns(self.given_masks(names)).with_columns(self.given(names)).with_columns(
-            self.conditions)
+        given = self.given_columns(facts, names, ids)
+        frame = pl.concat([facts, given.lazy()], how="horizontal").with_columns(self.conditions)
         read = dict.fromkeys([ROW, *ANSWER_READS, *self.program.inputs])
         collected = frame.select(list(read)).collect()
         return Ruled(collected, self.program.run(collected))
 
-    def answer(self, ruled: Ruled, ids: Mapping[str, tuple[str, ...]], unnamed: bool) -> pl.DataFrame:
+    def answer(self, ruled: Ruled, unnamed: bool) -> pl.DataFrame:
         """The plan's values -> the results columns (ids as lists, positions as labels)."""
         n = ruled.frame.height
         positions = [bits.as_series(c, ruled.values[c], n) for c in ("_decision_point", "_concordance")]
@@ -99,8 +112,7 @@ class PolarsPlan:
                  for name, items in self.lists.items() for w, chunk in enumerate(_words(items))]
         scalar = ruled.frame.with_columns(positions).select(self.scalars(unnamed)).with_columns(words)
         return scalar.select([
-            *(pl.col(c) for c in scalar.columns if "#" not in c and c not in ("_concordance", "given_drugs")),
-            _generic_ids(scalar, ids).alias("given_drugs"),
+            *(pl.col(c) for c in scalar.columns if "#" not in c and c != "_concordance"),
             *(_as_lists(scalar, name, items).alias(name) for name, items in self.lists.items()),
         ]).select(OUTPUT_COLUMNS)
 
@@ -115,7 +127,7 @@ class PolarsPlan:
             pl.col("her2").cast(pl.Enum(HER2_CATEGORIES)).fill_null("unknown").alias("her2_category"),
             _label(pl.col("_decision_point"), self.plan.decision_points).alias("decision_point"),
             pl.col("line").cast(pl.Int32).alias("line"),
-            pl.col("given_drugs"),
+            pl.col("_given_ids").alias("given_drugs"),
             _label(pl.col("_concordance"), CONCORDANCE).alias("concordance"),
         ]
 
@@ -125,7 +137,7 @@ OUTPUT_COLUMNS = ("patient_id", "row", "subtype", "her2_category", "decision_poi
 
 
 # Columns `scalars` reads besides the plan's values.
-ANSWER_READS = ("patient_id", "subtype", "her2", "line", "given_drugs")
+ANSWER_READS = ("patient_id", "subtype", "her2", "line", "_given_ids")
 
 
 def _words(items: Sequence[tuple[str, str]]) -> list[Sequence[tuple[str, str]]]:
@@ -161,18 +173,11 @@ def _as_lists(frame: pl.DataFrame, name: str, items: Sequence[tuple[str, str]]) 
     return pl.concat_list([p.cast(every) for p in parts])
 
 
-def _generic_ids(frame: pl.DataFrame, ids: Mapping[str, tuple[str, ...]]) -> pl.Series:
-    """Given drug names -> their generic ids, each once, in order (brand names resolved).
-
-    A cohort records few distinct regimens, so each distinct list is resolved once and joined back.
-    """
-    given = frame.select("given_drugs")
-    distinct = given.unique()
+def _generic_ids(given: pl.Series, ids: Mapping[str, tuple[str, ...]]) -> pl.Series:
+    """Lists of given drug names -> their generic ids, each once, in order (brand names resolved)."""
     resolved = [None if names is None else list(dict.fromkeys(i for n in names for i in ids.get(n, (n,))))
-                for names in distinct["given_drugs"].to_list()]
-    table = distinct.with_columns(pl.Series("_ids", resolved, dtype=pl.List(pl.String)))
-    joined = given.join(table, on="given_drugs", how="left", nulls_equal=True, maintain_order="left")
-    return joined["_ids"]
+                for names in given.to_list()]
+    return pl.Series("_given_ids", resolved, dtype=pl.List(pl.String))
 
 
 def _label(position: pl.Expr, labels: Sequence[str]) -> pl.Expr:
