@@ -118,7 +118,7 @@ ev = local.Evaluator()
 batch = next(read.read_parquet(Path({path!r}), 10**9))
 checked = ev.check(batch.frames[0])
 tables = ev.tables(checked.valid, checked.drug_names)
-facts = ev.derivation.stages(checked.valid.lazy(), tables, ['_row']).collect()
+facts = ev.derivation.stages(checked.valid, tables, ['_row']).collect()
 facts.write_parquet({facts!r})
 plan = build(ev.kb)
 conditions = plan.conditions
@@ -171,8 +171,8 @@ frame = batch.frames[0]
 checked = stage("validate", lambda: ev.check(frame, batch.drug_names))
 valid, d, plan = checked.valid, ev.derivation, ev.polars
 tables = ev.tables(valid, checked.drug_names)
-lists = stage("history and list masks", lambda: valid.lazy().with_columns(d.lists(tables)).with_columns(
-    [*d.summaries(tables.names), *d.all_entries(tables)]).collect())
+lists = stage("history and list masks", lambda: pl.concat([valid, d.segments(valid, tables)], how="horizontal")
+              .with_columns(d.lists(tables)))
 facts = d.facts(tables.names)
 parts = ([e for e in facts if e.meta.output_name() in _FIRST], [e for e in facts if e.meta.output_name() in _SECOND],
          [e for e in facts if e.meta.output_name() not in _FIRST | _SECOND])

@@ -18,7 +18,9 @@ from typing import ClassVar
 
 import polars as pl
 
-from mbcnav.cohort.tables import CONDITION_BITS, CONDITION_COLUMNS, SITE_BITS, WORD_BITS, NameBits
+from mbcnav.cohort import segments
+from mbcnav.cohort.segments import NEVER
+from mbcnav.cohort.tables import CONDITION_BITS, CONDITION_COLUMNS, ENTRY_CLASSES, SITE_BITS, WORD_BITS, NameBits
 from mbcnav.condition import Column
 from mbcnav.facts import (
     EARLY_RELAPSE_MONTHS,
@@ -108,32 +110,41 @@ class Derivation:
         """facts._known: 'unknown' -> NULL, re-typed to the fact's own values."""
         return expr.cast(self.enum(name), strict=False)
 
-    # -- stage 1: lists -> masks ------------------------------------------------------------------
+    # -- stage 1: lists -> masks and counts -------------------------------------------------------
+
+    def segments(self, valid: pl.DataFrame, tables: BatchTables) -> pl.DataFrame:
+        """Per-patient columns from the list fields (segments.py), one row per row of `valid`.
+
+        Polars maps each name to its code (drug names through the batch's Enum of names, sites and
+        conditions through their fixed positions); numpy reduces the codes per entry and patient.
+        """
+        names = tables.names
+
+        def code(element: pl.Expr) -> pl.Expr:
+            return element.cast(pl.Enum(list(names.names)), strict=False).to_physical()
+
+        def drugs(part: str) -> pl.Expr:
+            return _f("history", part).list.eval(pl.element().struct.field("drugs").list.eval(code(pl.element())))
+
+        entry = pl.element().struct.field
+        coded = valid.select(
+            met=drugs("metastatic"),
+            early=drugs("early"),
+            progressed=_f("history", "metastatic").list.eval((entry("outcome") == "progressed").fill_null(False)),
+            months=_f("history", "early").list.eval(entry("months_since_end")),
+            sites=_f("disease", "sites").list.eval(_position(list(SITE_BITS))(pl.element())),
+            conditions=_f("health", "conditions").list.eval(_position(list(CONDITION_BITS))(pl.element())),
+        ).rechunk()   # one Arrow chunk per column (Arrow cannot join some chunks of empty nested lists)
+        arrays = {name: coded[name].to_arrow(compat_level=pl.CompatLevel.newest()) for name in coded.columns}
+        lookup = segments.Tables(names, {cls: self.flag(names, "class", cls) for cls in ENTRY_CLASSES})
+        counted = {**self.TIMED, "immunotherapy": "_immuno"}
+        columns = segments.history(arrays, lookup, counted, list(self.TIMED))
+        columns["_sites"] = segments.mask(arrays["sites"])
+        columns["_conditions"] = segments.mask(arrays["conditions"])
+        return segments.frame(columns)
 
     def lists(self, tables: BatchTables) -> list[pl.Expr]:
-        names = tables.names
-        enum = pl.Enum(list(names.names))
-        words = range(names.words)
-
-        def codes(element: pl.Expr) -> pl.Expr:
-            return element.cast(enum, strict=False).to_physical()
-
-        def drugs_mask(entry_drugs: pl.Expr, w: int) -> pl.Expr:
-            return _mask(entry_drugs, codes, w, names.words)
-
-        drugs = pl.element().struct.field("drugs")
-        met, early = _f("history", "metastatic"), _f("history", "early")
         return [
-            met.list.eval(pl.struct([
-                *(drugs_mask(drugs, w).alias(f"m{w}") for w in words),
-                (pl.element().struct.field("outcome") == "progressed").fill_null(False).alias("progressed"),
-            ])).alias("_met"),
-            early.list.eval(pl.struct([
-                *(drugs_mask(drugs, w).alias(f"m{w}") for w in words),
-                pl.element().struct.field("months_since_end").alias("months"),
-            ])).alias("_early"),
-            _mask(_f("disease", "sites"), _position(list(SITE_BITS))).alias("_sites"),
-            _mask(_f("health", "conditions"), _position(list(CONDITION_BITS))).alias("_conditions"),
             pl.col("current_medications").list.eval(pl.element().is_in(list(tables.qt_names))).list.any()
             .fill_null(False).alias("taking_qt_drug"),
         ]
@@ -260,11 +271,8 @@ class Derivation:
                 out.append(_any_bit(met_all, mask).alias(f"met_{flag}"))
                 out.append(_any_bit(any_all, mask).alias(f"prior_{flag}"))
 
-        def has(cls: str) -> pl.Expr:
-            return self.entry_has(names, cls)
-
         def met_count(cls: str) -> pl.Expr:
-            return pl.col("_met").list.eval(has(cls).cast(pl.Int32)).list.sum().cast(pl.Float64)
+            return pl.col(f"_met_{cls}_n").cast(pl.Float64)
 
         lines = _f("history", "metastatic").list.len()
         out += [
@@ -275,59 +283,17 @@ class Derivation:
             met_count("endocrine").alias("met_endocrine_lines"),
             (_f("history", "metastatic").list.last().struct.field("outcome") == "ongoing").fill_null(False)
             .alias("on_treatment"),
-            pl.col("_met").list.eval(has("endocrine") & pl.element().struct.field("progressed")).list.any()
-            .fill_null(False).alias("progressed_on_et_met"),
+            pl.col("_met_et_progressed").alias("progressed_on_et_met"),
         ]
         out += self._early()
         return out
 
     TIMED: ClassVar[dict[str, str]] = {"endocrine": "_et", "chemotherapy": "_chemo", "anti_her2": "_antiher2"}
 
-    def all_entries(self, tables: BatchTables) -> list[pl.Expr]:
-        """OR of the entry masks: one item per position up to the batch's longest history."""
-        out = []
-        for part, column in (("metastatic", "_met"), ("early", "_early")):
-            for w in range(tables.names.words):
-                items = [pl.col(column).list.get(j, null_on_oob=True).struct.field(f"m{w}").fill_null(0)
-                         for j in range(tables.longest.get(part, 0))]
-                total = items[0] if items else pl.lit(0, I64)
-                for item in items[1:]:
-                    total = total | item
-                out.append(total.cast(I64).alias(f"{column}_all{w}"))
-        return out
-
-    def summaries(self, names: NameBits) -> list[pl.Expr]:
-        """Per-patient counts and shortest intervals over early treatment, one list pass each.
-
-        Kept as columns so the CASE expressions below read them instead of re-walking the lists.
-        """
-        months = pl.element().struct.field("months")
-        early = pl.col("_early")
-        out = [
-            early.list.eval(months.is_null().cast(pl.Int32)).list.sum().alias("_early_missing"),
-            # List min/sum take a slow path when lists hold nulls: fill them past any real value first.
-            early.list.eval(months.fill_null(_NEVER)).list.min().alias("_early_min"),
-        ]
-        for cls, prefix in {**self.TIMED, "immunotherapy": "_immuno"}.items():
-            has = self.entry_has(names, cls)
-            out.append(early.list.eval(has.cast(pl.Int32)).list.sum().alias(f"{prefix}_n"))
-            if cls in self.TIMED:
-                missing = early.list.eval((has & months.is_null()).cast(pl.Int32)).list.sum()
-                out.append(missing.alias(f"{prefix}_missing"))
-                # Months of the entries with this class, others pushed past any real value (min ignores nulls).
-                pushed = (months + (~has).cast(pl.Float64) * _NEVER).fill_null(_NEVER)
-                out.append(early.list.eval(pushed).list.min().alias(f"{prefix}_min_raw"))
-        return out
-
-    def entry_has(self, names: NameBits, cls: str) -> pl.Expr:
-        """Inside list.eval over entries: does this entry include a drug of the class?"""
-        entry = [pl.element().struct.field(f"m{w}") for w in range(names.words)]
-        return _any_bit(entry, self.flag(names, "class", cls))
-
     def _early(self) -> list[pl.Expr]:
         def shortest(prefix: str) -> pl.Expr:
             raw = pl.col(f"{prefix}_min_raw")
-            return pl.when(raw < _NEVER).then(raw)
+            return pl.when(raw < NEVER).then(raw)
 
         def relapse(prefix: str) -> pl.Expr:
             n, missing = pl.col(f"{prefix}_n"), pl.col(f"{prefix}_missing")
@@ -367,10 +333,10 @@ class Derivation:
 
     # -- the whole derivation ---------------------------------------------------------------------
 
-    def stages(self, frame: pl.LazyFrame, tables: BatchTables, keep: Sequence[str]) -> pl.LazyFrame:
+    def stages(self, valid: pl.DataFrame, tables: BatchTables, keep: Sequence[str]) -> pl.LazyFrame:
         """Validated profile columns -> fact columns (+ `keep`), in dependency order."""
-        staged = frame.with_columns(self.lists(tables)).with_columns(
-            [*self.summaries(tables.names), *self.all_entries(tables)])
+        staged = pl.concat([valid.lazy(), self.segments(valid, tables).lazy()], how="horizontal").with_columns(
+            self.lists(tables))
         facts = self.facts(tables.names)
         first = [e for e in facts if e.meta.output_name() in _FIRST]
         second = [e for e in facts if e.meta.output_name() in _SECOND]
@@ -378,8 +344,6 @@ class Derivation:
         staged = staged.with_columns(first).with_columns(second).with_columns(rest)
         return staged.select([*keep, *self.columns])
 
-
-_NEVER = 1e12  # months: beyond any interval a profile can hold (600 at most)
 
 # Facts other facts read by name (see the pl.col("...") references above).
 _FIRST = frozenset({"hr", "her2", "progressed_on_et_met"})

@@ -73,7 +73,7 @@ class Evaluator:
 
     def results(self, valid: pl.DataFrame, drug_names: Iterable[str]) -> pl.DataFrame:
         tables = self.tables(valid, drug_names)
-        facts = self.derivation.stages(valid.lazy(), tables, KEEP)
+        facts = self.derivation.stages(valid, tables, KEEP)
         return self.polars.evaluate(facts, tables.names, tables.names.ids, valid["patient_id"].has_nulls())
 
 
