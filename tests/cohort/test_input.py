@@ -162,13 +162,22 @@ def test_unreadable_input_is_an_error_not_an_empty_result(tmp_path: Path) -> Non
         local.evaluate(tmp_path / "missing.parquet", tmp_path / "o.parquet")
 
 
-def test_batches_do_not_change_results(tmp_path: Path) -> None:
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_batches_and_threads_do_not_change_results(tmp_path: Path, threads: int) -> None:
+    """Batches evaluated side by side still come out in input order, errors and counts included."""
     source = tmp_path / "in.parquet"
-    synth.write(2_500, source, synth.Options(seed=11), chunk_rows=700)
-    one = local.evaluate(source, tmp_path / "one.parquet", batch_rows=10_000)
-    many = local.evaluate(source, tmp_path / "many.parquet", batch_rows=600)
-    assert one.evaluated == many.evaluated == len(records(source))
-    assert pl.read_parquet(tmp_path / "one.parquet").to_dicts() == pl.read_parquet(tmp_path / "many.parquet").to_dicts()
+    synth.write(2_500, source, synth.Options(seed=11, malformed_rate=0.05), chunk_rows=700)
+    one = local.evaluate(source, tmp_path / "one.parquet", batch_rows=10_000, threads=1)
+    many = local.evaluate(source, tmp_path / "many.parquet", batch_rows=300, threads=threads)
+    assert one.rejected > 50
+    assert (one.read, one.evaluated, one.rejected) == (many.read, many.evaluated, many.rejected) == (
+        2_500, 2_500 - one.rejected, one.rejected)
+    assert one.evaluated == len(records(source)) - one.rejected
+    results = pl.read_parquet(tmp_path / "many.parquet")
+    assert results["row"].is_sorted() and results.height == many.evaluated
+    assert pl.read_parquet(tmp_path / "one.parquet").to_dicts() == results.to_dicts()
+    assert one.errors_path and many.errors_path
+    assert one.errors_path.read_text() == many.errors_path.read_text()
 
 
 def test_ndjson_with_a_byte_order_mark_or_a_repeated_key(tmp_path: Path) -> None:
