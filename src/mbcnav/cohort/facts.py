@@ -141,13 +141,9 @@ class Derivation:
         columns = segments.history(arrays, lookup, counted, list(self.TIMED))
         columns["_sites"] = segments.mask(arrays["sites"])
         columns["_conditions"] = segments.mask(arrays["conditions"])
-        return segments.frame(columns)
-
-    def lists(self, tables: BatchTables) -> list[pl.Expr]:
-        return [
-            pl.col("current_medications").list.eval(pl.element().is_in(list(tables.qt_names))).list.any()
-            .fill_null(False).alias("taking_qt_drug"),
-        ]
+        qt = valid.select(pl.col("current_medications").list.eval(pl.element().is_in(list(tables.qt_names)))
+                          .list.any().fill_null(False).alias("taking_qt_drug"))
+        return pl.concat([segments.frame(columns), qt], how="horizontal")
 
     # -- stage 2: facts ---------------------------------------------------------------------------
 
@@ -335,8 +331,8 @@ class Derivation:
 
     def stages(self, valid: pl.DataFrame, tables: BatchTables, keep: Sequence[str]) -> pl.LazyFrame:
         """Validated profile columns -> fact columns (+ `keep`), in dependency order."""
-        staged = pl.concat([valid.lazy(), self.segments(valid, tables).lazy()], how="horizontal").with_columns(
-            self.lists(tables))
+        # Lazily: an eager frame would first re-cut valid's chunks to match (0.1 s per 500k rows).
+        staged = pl.concat([valid.lazy(), self.segments(valid, tables).lazy()], how="horizontal")
         facts = self.facts(tables.names)
         first = [e for e in facts if e.meta.output_name() in _FIRST]
         second = [e for e in facts if e.meta.output_name() in _SECOND]
