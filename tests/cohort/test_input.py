@@ -13,8 +13,10 @@ from typing import Any
 
 import polars as pl
 import pytest
+from click.testing import CliRunner
 
 from mbcnav.cohort import local, synth
+from mbcnav.cohort.cli import cohort
 from mbcnav.cohort.read import InputError
 from tests.cohort.conftest import records
 
@@ -151,6 +153,29 @@ def test_results_get_the_mode_of_a_new_file_or_of_the_file_they_replace(tmp_path
     assert stat.S_IMODE((tmp_path / "new.parquet").stat().st_mode) == 0o640
     assert summary.errors_path and stat.S_IMODE(summary.errors_path.stat().st_mode) == 0o640
     assert stat.S_IMODE(kept.stat().st_mode) == 0o664
+
+
+def test_damaged_parquet_is_an_input_error_naming_the_file(tmp_path: Path) -> None:
+    """Empty, not Parquet, or damaged after its footer: a clear error, exit 2, no results file."""
+    good = tmp_path / "good.parquet"
+    synth.write(3_000, good, synth.Options(seed=5), chunk_rows=1_000)
+    data = good.read_bytes()
+    half = len(data) // 2   # data pages scrambled, magic bytes and footer intact
+    (tmp_path / "damaged.parquet").write_bytes(data[:4] + bytes(b ^ 0x5A for b in data[4:half]) + data[half:])
+    (tmp_path / "empty.parquet").write_bytes(b"")
+    (tmp_path / "text.parquet").write_text("patient_id,sex\n1,female\n")
+    cases = {"empty.parquet": "not a readable Parquet file", "text.parquet": "not a readable Parquet file",
+             "damaged.parquet": "cannot be read"}
+    for name, why in cases.items():
+        out = tmp_path / f"{name}.results.parquet"
+        with pytest.raises(InputError, match=why) as raised:
+            local.evaluate(tmp_path / name, out, batch_rows=1_000)
+        assert name in str(raised.value)
+        assert not out.exists()
+        done = CliRunner().invoke(cohort, ["evaluate", str(tmp_path / name), "--out", str(out)])
+        assert done.exit_code == 2, done.output
+        assert name in done.output and why in done.output and "Traceback" not in done.output
+        assert not out.exists()
 
 
 def test_unreadable_input_is_an_error_not_an_empty_result(tmp_path: Path) -> None:

@@ -64,6 +64,8 @@ def detect(path: Path) -> str:
     if path.is_dir():
         files = [p for p in path.iterdir() if p.is_file()]
         if any(p.suffix in PARQUET_SUFFIXES for p in files):
+            for file in parquet_files(path):
+                open_parquet(file)
             return "parquet"
         if any(p.suffix in NDJSON_SUFFIXES for p in files):
             return "fhir"
@@ -71,6 +73,8 @@ def detect(path: Path) -> str:
     if not path.exists():
         raise InputError(f"{path}: no such file")
     if path.suffix in PARQUET_SUFFIXES:
+        for file in parquet_files(path):
+            open_parquet(file)
         return "parquet"
     if path.suffix in NDJSON_SUFFIXES:
         return "ndjson"
@@ -79,19 +83,27 @@ def detect(path: Path) -> str:
     raise InputError(f"{path}: unknown format; use .parquet, .csv, .ndjson/.jsonl or a FHIR Bulk Data directory")
 
 
+def open_parquet(file: Path, read_dictionary: list[str] | None = None) -> pq.ParquetFile:
+    """The file's Parquet reader, or an InputError naming the file (empty, cut short, not Parquet)."""
+    try:
+        return pq.ParquetFile(file, read_dictionary=read_dictionary)
+    except (pa.ArrowException, OSError) as err:
+        raise InputError(f"{file}: not a readable Parquet file ({err})") from None
+
+
 def parquet_files(path: Path) -> list[Path]:
     return sorted(p for p in path.iterdir() if p.suffix in PARQUET_SUFFIXES) if path.is_dir() else [path]
 
 
 def flat_layout(path: Path) -> bool:
     """Is any Parquet file a flat export (dotted column names, CSV's layout)?"""
-    return any("." in name for file in parquet_files(path) for name in pq.read_schema(file).names)
+    return any("." in name for file in parquet_files(path) for name in open_parquet(file).schema_arrow.names)
 
 
 def total(path: Path, fmt: str) -> int:
     """Progress units for the whole input: rows for Parquet (footer) and CSV (a count), else bytes."""
     if fmt == "parquet":
-        return sum(pq.ParquetFile(p).metadata.num_rows for p in parquet_files(path))
+        return sum(open_parquet(p).metadata.num_rows for p in parquet_files(path))
     if fmt == "csv":
         return int(pl.scan_csv(path, infer_schema=False).select(pl.len()).collect().item())
     if path.is_dir():
@@ -102,7 +114,7 @@ def total(path: Path, fmt: str) -> int:
 def _dictionary_columns(file: Path) -> list[str]:
     """Text leaves to keep dictionary-encoded: enumerations and drug names repeat a few values, and
     decoding them to strings costs more than the whole rule evaluation (patient ids do not repeat)."""
-    schema = pq.ParquetFile(file).schema
+    schema = open_parquet(file).schema
     return [c.path for c in schema if c.physical_type == "BYTE_ARRAY" and c.path != "patient_id"]
 
 
@@ -118,9 +130,9 @@ def read_parquet(path: Path, batch_rows: int) -> Iterator[Batch]:
     names: set[str] | None = set()
     size = 0
     for file in parquet_files(path):
-        reader = pq.ParquetFile(file, read_dictionary=_dictionary_columns(file))
+        reader = open_parquet(file, _dictionary_columns(file))
         for group in range(reader.metadata.num_row_groups):
-            for record_batch in reader.iter_batches(batch_size=batch_rows, row_groups=[group]):
+            for record_batch in _record_batches(reader, file, group, batch_rows):
                 found = _dictionary_drug_names(record_batch)
                 names = None if names is None or found is None else names | found
                 frame = pl.from_arrow(record_batch)
@@ -137,6 +149,20 @@ def read_parquet(path: Path, batch_rows: int) -> Iterator[Batch]:
                     pending, flat_problems, size, names = [], [no_problems()], 0, set()
     if pending:
         yield Batch(_joined(pending), pl.concat(flat_problems), size, names)
+
+
+def _record_batches(reader: pq.ParquetFile, file: Path, group: int, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """One row group's batches; damaged data (a file cut or overwritten after its footer) is an InputError."""
+    batches = reader.iter_batches(batch_size=batch_rows, row_groups=[group])
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (pa.ArrowException, OSError) as err:
+            raise InputError(f"{file}: row group {group + 1} of {reader.metadata.num_row_groups} cannot be read "
+                             f"({err})") from None
+        yield batch
 
 
 def _joined(frames: list[pl.DataFrame]) -> list[pl.DataFrame]:

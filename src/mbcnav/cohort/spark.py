@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import polars as pl
-import pyarrow.parquet as pq  # type: ignore[import-untyped]
 from pyspark.sql import types as T
 
 from mbcnav.cohort import read
@@ -123,7 +122,7 @@ class SparkEvaluator:
         layouts: dict[str, list[Path]] = {}
         offsets, start = {}, 0
         for file in files:   # _row: position in the input, across files in name order (from the footers)
-            footer = pq.ParquetFile(file)
+            footer = read.open_parquet(file)
             layouts.setdefault(footer.schema_arrow.remove_metadata().to_string(), []).append(file)
             offsets[file] = start
             start += footer.metadata.num_rows
