@@ -124,6 +124,25 @@ def test_spark_engine_equals_the_one_patient_engine_and_rejects_what_the_model_r
     assert by_row.equals(spark_errors.group_by("row").agg(pl.col("field").sort()).sort("row"))
 
 
+def test_spark_finds_the_same_drug_names_as_the_parquet_dictionaries(
+    spark: Any, spark_input: Path, tmp_path: Path
+) -> None:
+    """The driver reads names from the files' dictionaries; Spark's own search is the fallback."""
+    from mbcnav.cohort import read
+    from mbcnav.cohort.spark import SparkEvaluator
+
+    ev = SparkEvaluator(spark.spark)
+    from_files = read.parquet_drug_names(read.parquet_files(spark_input))
+    assert from_files is not None and len(from_files) > 30
+    assert {n for frame in ev.read(spark_input) for n in ev._drug_names(frame)} == from_files
+    odd = tmp_path / "odd.parquet"   # numbers where names belong: no dictionary of names to read
+    pl.DataFrame({"sex": ["female"], "given_drugs": [[7, 8]]}).write_parquet(odd)
+    assert read.parquet_drug_names([odd]) is None
+    frames = ev.read(odd)
+    ev.learn_names(odd, frames)
+    assert ev._drug_names(frames[0]) == ["7", "8"] and {"7", "8"} <= set(ev.names.unknown)
+
+
 def test_spark_takes_text_and_flat_inputs_through_the_local_check(spark: Any, tmp_path: Path) -> None:
     """NDJSON and a flat Parquet export are checked locally and handed to Spark as nested Parquet."""
     from mbcnav.cohort.spark import evaluate

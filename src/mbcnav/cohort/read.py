@@ -180,6 +180,29 @@ def _joined(frames: list[pl.DataFrame]) -> list[pl.DataFrame]:
     return [pl.concat(group) if len(group) > 1 else group[0] for group in groups]
 
 
+# Where drug names sit in nested Parquet (history entries, the treatment given).
+DRUG_LEAVES = ("history.early.list.element.drugs.list.element", "history.metastatic.list.element.drugs.list.element",
+               "given_drugs.list.element")
+
+
+def parquet_drug_names(files: list[Path]) -> set[str] | None:
+    """The distinct drug names of nested Parquet files, read from the name columns' dictionaries
+    alone (1M patients: about 0.3 s); None when a file holds them in another shape."""
+    names: set[str] = set()
+    for file in files:
+        leaves = [c.path for c in open_parquet(file).schema if c.path in DRUG_LEAVES]
+        if not leaves:
+            continue
+        reader = open_parquet(file, leaves)
+        for group in range(reader.metadata.num_row_groups):
+            for batch in reader.iter_batches(columns=leaves, row_groups=[group]):
+                found = _dictionary_drug_names(batch)
+                if found is None:
+                    return None
+                names |= found
+    return names
+
+
 def _dictionary_drug_names(batch: pa.RecordBatch) -> set[str] | None:
     """Drug names from the dictionaries of the drug columns: a few values, however many rows.
 

@@ -146,8 +146,6 @@ class SparkEvaluator:
         """
         from pyspark.sql import functions as F
 
-        for frame in frames:
-            self.names.learn(self._drug_names(frame))
         conformed = [self._conform(frame) for frame in frames]
         staged = conformed[0]
         for other in conformed[1:]:
@@ -179,6 +177,17 @@ class SparkEvaluator:
                                                      for b, m in cross) + "), m -> m IS NOT NULL)"
         return staged.withColumn("_bad", F.expr(f"_bad OR {cross_bad}")).withColumn(
             "_messages", F.expr(f"concat(_messages, {cross_messages})"))
+
+    def learn_names(self, source: Path, frames: list[DataFrame]) -> None:
+        """Look up every distinct drug name of the input once, before conforming (it checks them).
+
+        From the Parquet dictionaries on the driver when the files allow it (a Spark job cost
+        about 7 s for 200k patients here), else with Spark.
+        """
+        names = read.parquet_drug_names(read.parquet_files(source))
+        if names is None:
+            names = {n for frame in frames for n in self._drug_names(frame)}
+        self.names.learn(sorted(names))
 
     def _drug_names(self, frame: DataFrame) -> list[str]:
         """Distinct drug names (history and given_drugs) in one Spark job."""
@@ -291,7 +300,9 @@ def evaluate(
         if fmt != "parquet" or read.flat_layout(source):  # Spark reads nested Parquet; the rest is staged
             parquet, found, notes = _stage_text(source, Path(staging) / "input.parquet")
             problems.append(found)
-        valid, found = ev.check(ev.read(parquet), Path(staging) / "conformed")
+        frames = ev.read(parquet)
+        ev.learn_names(parquet, frames)
+        valid, found = ev.check(frames, Path(staging) / "conformed")
         problems.append(found)
         results = ev.results(valid)
         target = Path(staging) / "results"
