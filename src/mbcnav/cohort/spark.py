@@ -12,11 +12,10 @@ Results are written to a temporary directory beside the target and renamed into 
 
 from __future__ import annotations
 
-import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -73,29 +72,10 @@ def _expr(text: str, name: str) -> Column:
     return F.expr(text).alias(name)
 
 
-def _with(frame: DataFrame, step: dict[str, str], needed: set[str]) -> DataFrame:
-    """Add one step's columns in a single projection (one call into the JVM, not one per column),
-    keeping of the earlier columns only those a later step or the output reads."""
-    kept = [f"`{c}`" for c in frame.columns if c not in step and c in needed]
+def _with(frame: DataFrame, step: dict[str, str]) -> DataFrame:
+    """Add one step's columns in a single projection (one call into the JVM, not one per column)."""
+    kept = [f"`{c}`" for c in frame.columns if c not in step]
     return frame.selectExpr(*kept, *(f"{text} AS `{name}`" for name, text in step.items()))
-
-
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def needed_after(steps: Sequence[Mapping[str, str]], outputs: Iterable[str]) -> list[set[str]]:
-    """For each step, the names read after it (by later steps or the outputs).
-
-    Spark copies every column of a row through each projection; the rows of this plan would grow
-    to 700 columns, so each step drops the columns nothing later reads. Any word of a later text
-    counts as read (a keyword or a literal that matches a column name only keeps it longer).
-    """
-    later = {m for text in outputs for m in _NAME.findall(text)}
-    out: list[set[str]] = []
-    for step in reversed(steps):
-        out.append(set(later))
-        later |= {m for text in step.values() for m in _NAME.findall(text)}
-    return out[::-1]
 
 
 class SparkEvaluator:
@@ -219,13 +199,15 @@ class SparkEvaluator:
                  *(f"drug:{d}" for d in self.kb.drug_classes.flag_drugs)]
         maps = DrugMaps(known, flags, self.kb.drug_classes)
         meds = [r[0] for r in valid.select(F.explode("current_medications")).distinct().collect() if r[0]]
-        steps = [*fact_steps(self.kb.columns, maps, qt_names(self.kb, meds)), *self._given(known),
-                 self.plan.conditions, *self.plan.steps]
-        outputs = self._outputs()
         frame = valid
-        for step, needed in zip(steps, needed_after(steps, outputs.values()), strict=True):
-            frame = _with(frame, step, needed)
-        return frame.select(*(_expr(text, name) for name, text in outputs.items()))
+        for step in fact_steps(self.kb.columns, maps, qt_names(self.kb, meds)):
+            frame = _with(frame, step)
+        for step in self._given(known):
+            frame = _with(frame, step)
+        frame = _with(frame, self.plan.conditions)
+        for step in self.plan.steps:
+            frame = _with(frame, step)
+        return frame.select(*self._outputs())
 
     def _given(self, known: dict[str, tuple[str, ...]]) -> list[dict[str, str]]:
         """What the concordance SQL reads about the treatment given, brand names as their generic ids."""
@@ -247,7 +229,7 @@ class SparkEvaluator:
         return [{"_given_ids": generic, "_given_generic": as_typed}, flags,
                 {"_given_none": "given_drugs IS NULL OR (_given_n = 0 AND NOT _given_other)"}]
 
-    def _outputs(self) -> dict[str, str]:
+    def _outputs(self) -> list[Column]:
         p = self.plan
 
         def ids(items: list[tuple[str, str]]) -> str:
@@ -276,7 +258,7 @@ class SparkEvaluator:
             "given_drugs": "CASE WHEN given_drugs IS NULL THEN NULL ELSE array_distinct(_given_generic) END",
             "concordance": label("_concordance", CONCORDANCE),
         }
-        return texts
+        return [_expr(t, n) for n, t in texts.items()]
 
 
 def evaluate(
