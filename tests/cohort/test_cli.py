@@ -30,6 +30,14 @@ def test_synth_evaluate_report(tmp_path: Path) -> None:
     done = runner.invoke(cohort, ["report", str(results), "--html", str(html)])
     assert done.exit_code == 0, done.output
     assert "<svg" in html.read_text()
+    # Batches side by side: the same file, row for row.
+    again = tmp_path / "threads.parquet"
+    done = runner.invoke(cohort, ["evaluate", str(source), "--out", str(again), "--batch-rows", "200",
+                                  "--threads", "3", "--quiet"])
+    assert done.exit_code == 0, done.output
+    assert pl.read_parquet(again).equals(frame)
+    done = runner.invoke(cohort, ["evaluate", str(source), "--out", str(again), "--threads", "0"])
+    assert done.exit_code == 2 and "--threads" in done.output
 
 
 def test_unreadable_input_exits_2(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from typing import NoReturn
 
 import click
 
-from mbcnav.cohort import DEFAULT_BATCH_ROWS
+from mbcnav.cohort import DEFAULT_BATCH_ROWS, EVALUATION_THREADS
 
 # Polars, Arrow and Spark are imported inside the commands: `mbcnav recommend` must not pay for them.
 
@@ -42,10 +42,12 @@ def cohort() -> None:
 @click.option("--master", default=None, help="Spark master URL, e.g. spark://host:7077 (engine spark).")
 @click.option("--batch-rows", default=DEFAULT_BATCH_ROWS, show_default=True, type=click.IntRange(min=1),
               help="Rows per batch (local engine); memory grows with it.")
+@click.option("--threads", default=EVALUATION_THREADS, show_default=True, type=click.IntRange(min=1),
+              help="Batches evaluated at once (local engine); each adds about 0.3 GiB per 500k rows.")
 @click.option("--workers", default=os.cpu_count() or 1, show_default="all cores", type=click.IntRange(min=1),
               help="Processes mapping FHIR Bulk Data patients to profiles (the mCODE import is per patient).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def evaluate(source: Path, out: Path, engine: str, master: str | None, batch_rows: int, workers: int,
+def evaluate(source: Path, out: Path, engine: str, master: str | None, batch_rows: int, threads: int, workers: int,
              quiet: bool) -> None:
     """Evaluate every patient in INPUT and write one row per patient to --out.
 
@@ -76,7 +78,8 @@ def evaluate(source: Path, out: Path, engine: str, master: str | None, batch_row
                 summary, jvm = spark.evaluate(source, out, master=master, progress=bar.update)
                 click.echo(f"Spark session started in {jvm:.1f} s", err=True)
             else:
-                summary = local.evaluate(source, out, batch_rows=batch_rows, progress=bar.update, workers=workers)
+                summary = local.evaluate(source, out, batch_rows=batch_rows, progress=bar.update, workers=workers,
+                                         threads=threads)
         except InputError as err:
             _fail(str(err))
     click.echo(

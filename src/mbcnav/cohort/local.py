@@ -22,7 +22,7 @@ from pathlib import Path
 import polars as pl
 from polars.io.plugins import register_io_source
 
-from mbcnav.cohort import DEFAULT_BATCH_ROWS, read
+from mbcnav.cohort import DEFAULT_BATCH_ROWS, EVALUATION_THREADS, read
 from mbcnav.cohort.facts import BatchTables, Derivation
 from mbcnav.cohort.plan import build
 from mbcnav.cohort.rules import PolarsPlan
@@ -33,9 +33,6 @@ from mbcnav.knowledge.loader import Knowledge, knowledge
 
 Progress = Callable[[int], None]
 KEEP = (ROW, "patient_id", "given_drugs")
-# Batches evaluated at once. Two keep two cores busy (numpy's share of a batch runs on one); more
-# would only add memory on this two-core target (each batch in flight holds ~0.3 GiB at 500k rows).
-EVALUATION_THREADS = 2
 
 
 @dataclass
