@@ -217,10 +217,19 @@ def _plan_sizes() -> list[str]:
     return list(build(knowledge()).conditions)
 
 
+def _counts(text: str) -> list[int]:
+    """'1000000,10000000' -> [1000000, 10000000]; '' -> [] (skip); each count at least 1."""
+    counts = [int(part) for part in text.split(",") if part]
+    if any(c < 1 for c in counts):
+        raise argparse.ArgumentTypeError(f"patient counts must be at least 1: {text}")
+    return counts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="1000000,10000000", help="comma-separated patient counts (local engine)")
-    parser.add_argument("--spark", default="", help="comma-separated patient counts for the Spark engine")
+    parser.add_argument("--sizes", type=_counts, default="1000000,10000000",
+                        help="comma-separated patient counts (local engine); '' for none")
+    parser.add_argument("--spark", type=_counts, default="", help="comma-separated patient counts for the Spark engine")
     parser.add_argument("--master", default="local[*]", help="Spark master")
     parser.add_argument("--batch", type=int, default=DEFAULT_BATCH_ROWS, help="rows per batch (local engine)")
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "mbcnav-bench")
@@ -229,13 +238,13 @@ def main() -> None:
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     print(f"machine: {os.cpu_count()} CPUs; batch {args.batch:,} rows")
-    for size in (int(s) for s in args.sizes.split(",") if s):
+    for size in args.sizes:
         measure(size, args.dir, args.batch, None)
         if args.compare:
             compare(size, args.dir)
         if args.stages:
             stages(size, args.dir, args.batch)
-    for size in (int(s) for s in args.spark.split(",") if s):
+    for size in args.spark:
         measure(size, args.dir, args.batch, args.master)
 
 

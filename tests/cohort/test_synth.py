@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from mbcnav.cohort import local, synth
 
@@ -44,3 +45,11 @@ def test_malformed_rate_gives_that_share_of_rejected_rows(tmp_path: Path) -> Non
     assert summary.errors_path is not None
     fields = set(pl.read_csv(summary.errors_path)["field"])
     assert {"sex", "tumor.er", "age", "tumor.her2", "health.ecog", "disease.sites[1]", "history.metastatic"} <= fields
+
+
+def test_no_patients_is_refused_and_writes_nothing(tmp_path: Path) -> None:
+    """An empty Parquet file would have no schema, and evaluating it would fail further on."""
+    out = tmp_path / "none.parquet"
+    with pytest.raises(ValueError, match="at least 1 patient"):
+        synth.write(0, out, synth.Options())
+    assert not out.exists() and list(tmp_path.iterdir()) == []

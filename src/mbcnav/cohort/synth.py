@@ -551,6 +551,8 @@ def chunk(n: int, start: int, opts: Options) -> pl.DataFrame:
 
 def write(n: int, out: Path, opts: Options, chunk_rows: int = CHUNK, progress: Progress | None = None) -> None:
     """Write `n` synthetic patients to Parquet, NDJSON or CSV (by suffix), atomically."""
+    if n < 1:
+        raise ValueError(f"n: at least 1 patient (got {n})")   # an empty Parquet file would have no schema
     with atomic(out) as tmp:
         if out.suffix in (".parquet", ".pq"):
             writer: pq.ParquetWriter | None = None
