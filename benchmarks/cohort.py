@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from mbcnav.cohort import DEFAULT_BATCH_ROWS
+from mbcnav.cohort import DEFAULT_BATCH_ROWS, EVALUATION_THREADS
 
 HERE = Path(__file__).resolve().parent
 GIB = 2**30
@@ -69,7 +69,7 @@ from pathlib import Path
 from mbcnav.cohort import local
 ev = local.Evaluator()   # knowledge base compiled before the clock starts (as in a long-running service)
 started, cpu = time.perf_counter(), time.process_time()
-s = local.evaluate(Path({path!r}), Path({out!r}), batch_rows={batch}, evaluator=ev)
+s = local.evaluate(Path({path!r}), Path({out!r}), batch_rows={batch}, evaluator=ev, threads={threads})
 RESULT = {{'seconds': time.perf_counter() - started, 'cpu': time.process_time() - cpu, 'rows': s.evaluated}}
 """
 
@@ -89,7 +89,7 @@ RESULT = {{'seconds': seconds, 'rows': s.evaluated, 'jvm_start': started.seconds
 """
 
 
-def measure(n: int, folder: Path, batch: int, spark_master: str | None) -> None:
+def measure(n: int, folder: Path, batch: int, spark_master: str | None, threads: int = EVALUATION_THREADS) -> None:
     path = synthetic(n, folder)
     print(f"\n{n:,} patients ({path.stat().st_size / 2**20:,.0f} MiB Parquet, nested contract Profiles)")
     scan = _child(SCAN.format(path=str(path), batch=batch))
@@ -98,7 +98,7 @@ def measure(n: int, folder: Path, batch: int, spark_master: str | None) -> None:
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         out = Path(tmp) / "results.parquet"
         if spark_master is None:
-            run = _child(LOCAL.format(path=str(path), out=str(out), batch=batch))
+            run = _child(LOCAL.format(path=str(path), out=str(out), batch=batch, threads=threads))
             print(f"  evaluate (local)   {run['seconds']:7.2f} s  {n / run['seconds']:>12,.0f} patients/s  "
                   f"peak RSS {run['rss']:.2f} GiB  ({run['cpu']:.1f} s CPU)  "
                   f"-> {out.stat().st_size / 2**20:,.0f} MiB results")
@@ -232,14 +232,15 @@ def main() -> None:
     parser.add_argument("--spark", type=_counts, default="", help="comma-separated patient counts for the Spark engine")
     parser.add_argument("--master", default="local[*]", help="Spark master")
     parser.add_argument("--batch", type=int, default=DEFAULT_BATCH_ROWS, help="rows per batch (local engine)")
+    parser.add_argument("--threads", type=int, default=EVALUATION_THREADS, help="batches evaluated at once (local)")
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "mbcnav-bench")
     parser.add_argument("--compare", action="store_true", help="also time the rules alone in Polars and DuckDB")
     parser.add_argument("--stages", action="store_true", help="also print CPU per pipeline stage (one batch)")
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
-    print(f"machine: {os.cpu_count()} CPUs; batch {args.batch:,} rows")
+    print(f"machine: {os.cpu_count()} CPUs; batch {args.batch:,} rows, {args.threads} at once")
     for size in args.sizes:
-        measure(size, args.dir, args.batch, None)
+        measure(size, args.dir, args.batch, None, args.threads)
         if args.compare:
             compare(size, args.dir)
         if args.stages:
