@@ -35,7 +35,8 @@ class Ruled:
 
 
 class PolarsPlan:
-    """The plan's texts parsed once into Polars expressions, reused for every batch."""
+    """The plan compiled once for every batch: condition texts as Polars expressions, the steps as
+    one bit-vector program (`bits.Program`)."""
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
