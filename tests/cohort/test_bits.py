@@ -26,8 +26,8 @@ def _bool_sql(depth: int) -> st.SearchStrategy[str]:
     ints = _int_sql(depth - 1)
     return st.one_of(
         leaf,
-        st.lists(inner, min_size=2, max_size=4).map(lambda p: "(" + " AND ".join(p) + ")"),
-        st.lists(inner, min_size=2, max_size=4).map(lambda p: "(" + " OR ".join(p) + ")"),
+        _joined(inner, " AND "),
+        _joined(inner, " OR "),
         inner.map(lambda p: f"(NOT {p})"),
         st.lists(inner, min_size=2, max_size=3).map(lambda p: "COALESCE(" + ", ".join(p) + ")"),
         st.one_of(inner, ints, st.sampled_from(OTHER)).map(lambda p: f"({p} IS NULL)"),
@@ -45,10 +45,14 @@ def _int_sql(depth: int) -> st.SearchStrategy[str]:
     conditions = _bool_sql(depth - 1)
     return st.one_of(
         leaf,
-        st.lists(inner, min_size=2, max_size=4).map(lambda p: "(" + " + ".join(p) + ")"),
+        _joined(inner, " + "),
         st.tuples(st.lists(st.tuples(conditions, inner), min_size=1, max_size=3), st.none() | inner).map(_case),
         conditions.map(lambda c: f"CASE WHEN {c} THEN 1 ELSE 0 END"),
     )
+
+
+def _joined(inner: st.SearchStrategy[str], operator: str) -> st.SearchStrategy[str]:
+    return st.lists(inner, min_size=2, max_size=4).map(lambda p: "(" + operator.join(p) + ")")
 
 
 def _case(parts: tuple[list[tuple[str, str]], str | None]) -> str:

@@ -18,7 +18,7 @@ tests/cohort/test_bits.py holds the results to Polars' own SQL, operator by oper
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,18 +79,18 @@ class _Parser:
         self.at += 1
 
     def or_(self) -> Node:
-        parts = [self.and_()]
-        while self.peek("OR"):
-            self.at += 1
-            parts.append(self.and_())
-        return parts[0] if len(parts) == 1 else ("or", *parts)
+        return self.chain("or", "OR", self.and_)
 
     def and_(self) -> Node:
-        parts = [self.not_()]
-        while self.peek("AND"):
+        return self.chain("and", "AND", self.not_)
+
+    def chain(self, tag: str, token: str, operand: Callable[[], Node]) -> Node:
+        """operand (token operand)*: one node for the whole run, or the operand alone."""
+        parts = [operand()]
+        while self.peek(token):
             self.at += 1
-            parts.append(self.not_())
-        return parts[0] if len(parts) == 1 else ("and", *parts)
+            parts.append(operand())
+        return parts[0] if len(parts) == 1 else (tag, *parts)
 
     def not_(self) -> Node:
         if self.peek("NOT"):
@@ -116,11 +116,7 @@ class _Parser:
         return left
 
     def add(self) -> Node:
-        parts = [self.primary()]
-        while self.peek("+"):
-            self.at += 1
-            parts.append(self.primary())
-        return parts[0] if len(parts) == 1 else ("add", *parts)
+        return self.chain("add", "+", self.primary)
 
     def primary(self) -> Node:
         if self.at >= len(self.tokens):

@@ -39,7 +39,6 @@ class BatchTables:
 
     names: NameBits
     qt_names: Sequence[str]
-    longest: Mapping[str, int]   # most entries in one patient's history.early / history.metastatic
 
 
 def _f(struct: str, *path: str) -> pl.Expr:

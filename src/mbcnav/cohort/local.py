@@ -63,14 +63,8 @@ class Evaluator:
         return check(frame, self.names, names_hint)
 
     def tables(self, valid: pl.DataFrame, drug_names: Iterable[str]) -> BatchTables:
-        history = pl.col("history")
-        found = valid.select(
-            pl.col("current_medications").explode().drop_nulls().unique().implode().alias("meds"),
-            history.struct.field("early").list.len().max().alias("early"),
-            history.struct.field("metastatic").list.len().max().alias("metastatic"),
-        ).row(0, named=True)
-        longest = {part: int(found[part] or 0) for part in ("early", "metastatic")}
-        return BatchTables(name_bits(drug_names, self.names.known), qt_names(self.kb, found["meds"] or []), longest)
+        meds = valid.select(pl.col("current_medications").explode().drop_nulls().unique()).to_series().to_list()
+        return BatchTables(name_bits(drug_names, self.names.known), qt_names(self.kb, meds))
 
     def results(self, valid: pl.DataFrame, drug_names: Iterable[str]) -> pl.DataFrame:
         tables = self.tables(valid, drug_names)
