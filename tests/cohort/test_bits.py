@@ -7,7 +7,7 @@ import re
 import numpy as np
 import polars as pl
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from mbcnav.cohort import bits
@@ -78,7 +78,13 @@ def _frame(rows: list[dict[str, object]]) -> pl.DataFrame:
 
 
 def _both(frame: pl.DataFrame, text: str) -> tuple[pl.Series, pl.Series]:
-    expected = frame.with_columns(pl.sql_expr(text).alias("x"))["x"]   # with_columns: literals broadcast
+    try:
+        expected = frame.with_columns(pl.sql_expr(text).alias("x"))["x"]   # with_columns: literals broadcast
+    except pl.exceptions.InvalidOperationError as err:
+        # Polars 2.1 cannot broadcast a folded constant against a CASE without ELSE
+        # ("0 = CASE WHEN a THEN i END"); plan.py writes no such text, and the reference has no answer.
+        assume("broadcasted" not in str(err))
+        raise
     value = bits.Program([{"x": text}], ["x"]).run(frame)["x"]
     got = bits.as_series("x", value, frame.height)
     if got.dtype != expected.dtype:   # integer widths differ (Polars widens, bits keeps bytes where it can)

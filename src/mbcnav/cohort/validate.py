@@ -146,6 +146,9 @@ class Conformer:
         return self._finish(node, expr.is_null(), _say(path, "required"))
 
     def _enum(self, expr: pl.Expr, actual: pl.DataType, spec: Field, path: str) -> Node:
+        enum = dtype(spec, validated=True)
+        if isinstance(actual, pl.Categorical | pl.Enum) and "[#" not in path:
+            return self._dictionary(expr, actual, enum, spec, path)
         if _text(actual):
             text = expr
         else:
@@ -153,11 +156,30 @@ class Conformer:
             if actual.is_numeric() and "0" in spec.allowed:
                 # profile.Her2: a bare 0 from JSON means IHC 0; any other number is simply not allowed.
                 text = pl.when(expr == 0).then(pl.lit("0")).otherwise(text)
-        # is_in works on a dictionary column's few distinct values, not on every row; the values
-        # keep their input type (facts.py casts them to each fact's own Enum once).
+        # is_in works on a dictionary column's few distinct values, not on every row. Items of lists
+        # keep their input type (facts.py maps them to positions once); single values become Enums.
         bad = text.is_not_null() & ~text.is_in(list(spec.allowed))
+        value = text if "[#" in path else text.cast(enum, strict=False)
+        return self._enum_node(value, bad, text, spec, path, expr)
+
+    def _dictionary(self, expr: pl.Expr, actual: pl.Categorical | pl.Enum, enum: pl.DataType, spec: Field,
+                    path: str) -> Node:
+        """A dictionary-encoded value -> the field's Enum, through a table over the column's categories.
+
+        Polars spends about 9 ms casting 500,000 Categorical or Enum values to another Enum; a
+        gather by category code takes 1.5 ms. The categories are read when this batch's node is
+        built, so they hold every code of its column (they only grow).
+        """
+        categories = actual.categories.to_series() if isinstance(actual, pl.Categorical) else pl.Series(
+            actual.categories)
+        value = pl.lit(categories.cast(pl.String).cast(enum, strict=False)).gather(expr.to_physical())
+        bad = expr.is_not_null() & value.is_null()
+        return self._enum_node(value, bad, expr, spec, path, expr)
+
+    def _enum_node(self, value: pl.Expr, bad: pl.Expr, text: pl.Expr, spec: Field, path: str, expr: pl.Expr) -> Node:
         message = _say(path, f"'{{}}' is not allowed; allowed values: {quoted(spec.allowed)}", text.cast(pl.String))
-        value = text if spec.default is None else text.fill_null(pl.lit(spec.default))
+        if spec.default is not None:
+            value = value.fill_null(pl.lit(spec.default))
         node = Node(value, [bad], [pl.when(bad).then(message)])
         return self._required(node, expr, spec, path)
 
