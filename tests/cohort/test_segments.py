@@ -37,15 +37,29 @@ def test_or_min_and_count_per_row(rows: list[list[int]]) -> None:
     assert segments.count(values % 3 == 0, offsets).tolist() == [sum(v % 3 == 0 for v in r) for r in rows]
 
 
+ITEMS = [f"item{k}" for k in range(62)]
+
+
+def _named(rows: list[list[str | None] | None], dictionary: bool) -> pa.Array:
+    """Lists of item names, as plain text or dictionary-encoded (Parquet's and Polars' Categoricals)."""
+    text = pa.large_list(pa.large_string())
+    array = pa.array(rows, type=text)
+    return array.cast(pa.large_list(pa.dictionary(pa.int32(), pa.large_string()))) if dictionary else array
+
+
 @settings(max_examples=100, deadline=None)
-@given(rows=LISTS.filter(lambda r: len(r) >= 2), data=st.data())
-def test_masks_of_a_sliced_arrow_list(rows: list[list[int]], data: st.DataObject) -> None:
+@given(rows=LISTS.filter(lambda r: len(r) >= 2), dictionary=st.booleans(), data=st.data())
+def test_masks_of_a_sliced_arrow_list(rows: list[list[int]], dictionary: bool, data: st.DataObject) -> None:
     """A slice keeps the whole child array: its offsets still point into it."""
     start = data.draw(st.integers(0, len(rows) - 1))
-    array = pa.array(rows, type=pa.large_list(pa.int64())).slice(start)
-    assert segments.mask(array).tolist() == [fold(lambda a, b: a | b, (1 << v for v in r), 0) for r in rows[start:]]
+    array = _named([[ITEMS[v] for v in r] for r in rows], dictionary).slice(start)
+    assert segments.mask(array, ITEMS).tolist() == [
+        fold(lambda a, b: a | b, (1 << v for v in r), 0) for r in rows[start:]]
 
 
-def test_null_codes_and_null_lists_add_nothing() -> None:
-    array = pa.array([[0, None, 2], None, [], [None]], type=pa.large_list(pa.int64()))
-    assert segments.mask(array).tolist() == [0b101, 0, 0, 0]
+def test_null_and_unknown_items_add_nothing() -> None:
+    for dictionary in (False, True):
+        array = _named([["item0", None, "item2", "other"], None, [], [None]], dictionary)
+        assert pa.types.is_dictionary(array.type.value_type) == dictionary
+        assert segments.mask(array, ITEMS).tolist() == [0b101, 0, 0, 0]
+        assert segments.codes(array.values, ITEMS, 99).tolist() == [0, 99, 2, 99, 99]

@@ -20,6 +20,7 @@ from typing import ClassVar
 import polars as pl
 
 from mbcnav.cohort import segments
+from mbcnav.cohort.schema import as_enum
 from mbcnav.cohort.segments import NEVER
 from mbcnav.cohort.tables import CONDITION_BITS, CONDITION_COLUMNS, ENTRY_CLASSES, SITE_BITS, WORD_BITS, NameBits
 from mbcnav.cohort.validate import canonical_schema
@@ -72,16 +73,6 @@ def _code_bits(codes: pl.Expr, word: int, words: int) -> pl.Expr:
 def _mask(values: pl.Expr, codes: Callable[[pl.Expr], pl.Expr], word: int = 0, words: int = 1) -> pl.Expr:
     """OR of the bits of a list's items: the sum over its distinct item bits (0 when empty)."""
     return values.list.eval(_code_bits(codes(pl.element()), word, words)).list.unique().list.sum().fill_null(0)
-
-
-def _position(values: Sequence[str]) -> Callable[[pl.Expr], pl.Expr]:
-    """An item's position in `values` (its bit), through an Enum of exactly those values."""
-    enum = pl.Enum(list(values))
-
-    def code(element: pl.Expr) -> pl.Expr:
-        return element.cast(enum, strict=False).to_physical()
-
-    return code
 
 
 def _domain(dtype: pl.DataType) -> list[object]:
@@ -148,44 +139,34 @@ class Derivation:
         return self.recode(expr, self.enum(name))
 
     def recode(self, expr: pl.Expr, target: pl.Enum) -> pl.Expr:
-        """A validated Enum value (validate.py gives single values the schema's Enum) -> `target`'s
-        value of the same name, NULL where it has none: a gather by code, 1/6 of a cast's CPU."""
-        source = pl.LazyFrame(schema=self.schema).select(expr).collect_schema().dtypes()[0]
-        if not isinstance(source, pl.Enum):
-            raise TypeError(f"recode reads an Enum, not {source}")
-        return pl.lit(pl.Series(source.categories).cast(target, strict=False)).gather(expr.to_physical())
+        """A validated value (validate.py gives single values the schema's Enum) as `target`'s."""
+        return as_enum(expr, pl.LazyFrame(schema=self.schema).select(expr).collect_schema().dtypes()[0], target)
 
     # -- stage 1: lists -> masks and counts -------------------------------------------------------
 
     def segments(self, valid: pl.DataFrame, tables: BatchTables) -> pl.DataFrame:
         """Per-patient columns from the list fields (segments.py), one row per row of `valid`.
 
-        Polars maps each name to its code (drug names through the batch's Enum of names, sites and
-        conditions through their fixed positions); numpy reduces the codes per entry and patient.
+        Polars picks the lists out (drug names per entry, sites, conditions); segments.py gives each
+        name its position (drug names in the batch's table of names, sites and conditions in their
+        fixed order) and reduces them per entry and patient.
         """
         names = tables.names
-
-        def code(element: pl.Expr) -> pl.Expr:
-            return element.cast(pl.Enum(list(names.names)), strict=False).to_physical()
-
-        def drugs(part: str) -> pl.Expr:
-            return _f("history", part).list.eval(pl.element().struct.field("drugs").list.eval(code(pl.element())))
-
         entry = pl.element().struct.field
-        coded = valid.select(
-            met=drugs("metastatic"),
-            early=drugs("early"),
+        lists = valid.select(
+            met=_f("history", "metastatic").list.eval(entry("drugs")),
+            early=_f("history", "early").list.eval(entry("drugs")),
             progressed=_f("history", "metastatic").list.eval((entry("outcome") == "progressed").fill_null(False)),
             months=_f("history", "early").list.eval(entry("months_since_end")),
-            sites=_f("disease", "sites").list.eval(_position(list(SITE_BITS))(pl.element())),
-            conditions=_f("health", "conditions").list.eval(_position(list(CONDITION_BITS))(pl.element())),
+            sites=_f("disease", "sites"),
+            conditions=_f("health", "conditions"),
         ).rechunk()   # one Arrow chunk per column (Arrow cannot join some chunks of empty nested lists)
-        arrays = {name: coded[name].to_arrow(compat_level=pl.CompatLevel.newest()) for name in coded.columns}
+        arrays = {name: lists[name].to_arrow(compat_level=pl.CompatLevel.newest()) for name in lists.columns}
         lookup = segments.Tables(names, {cls: self.flag(names, "class", cls) for cls in ENTRY_CLASSES})
         counted = {**self.TIMED, "immunotherapy": "_immuno"}
         columns = segments.history(arrays, lookup, counted, list(self.TIMED))
-        columns["_sites"] = segments.mask(arrays["sites"])
-        columns["_conditions"] = segments.mask(arrays["conditions"])
+        columns["_sites"] = segments.mask(arrays["sites"], list(SITE_BITS))
+        columns["_conditions"] = segments.mask(arrays["conditions"], list(CONDITION_BITS))
         qt = valid.select(pl.col("current_medications").list.eval(pl.element().is_in(list(tables.qt_names)))
                           .list.any().fill_null(False).alias("taking_qt_drug"))
         return pl.concat([segments.frame(columns), qt], how="horizontal")

@@ -130,3 +130,19 @@ def dtype(field: Field, validated: bool = False) -> pl.DataType:
 def input_schema() -> pl.Schema:
     """Top-level columns of a cohort file (any may be missing; missing means not given)."""
     return pl.Schema({f.name: dtype(f) for f in profile_tree().fields})
+
+
+def as_enum(value: pl.Expr, dtype: pl.DataType, target: pl.Enum) -> pl.Expr:
+    """`value` (of type `dtype`) as `target`'s value of the same text, NULL where it has none.
+
+    Dictionary-encoded values (Parquet gives Categoricals) are looked up by their code in a table
+    made from their categories: a gather, where a cast costs about six times the CPU (9 against
+    1.5 ms per 500,000 values). For a Categorical the table is made when this expression is
+    built, for one batch: its categories then hold every code the batch uses (they only grow).
+    Other types are cast.
+    """
+    if isinstance(dtype, pl.Categorical | pl.Enum):
+        categories = dtype.categories.to_series() if isinstance(dtype, pl.Categorical) else pl.Series(
+            dtype.categories)
+        return pl.lit(categories.cast(pl.String).cast(target, strict=False)).gather(value.to_physical())
+    return value.cast(target, strict=False)
