@@ -392,10 +392,15 @@ class _Run:
         return Bool3(~known, known)
 
     def add(self, parts: list[Ints]) -> Ints:
-        """A sum, accumulated in 32 bits (the addends may be bytes: a CASE of 0 and 1)."""
-        total = np.zeros(self.n, dtype=np.int32)
-        for p in parts:
-            total += p.values
+        """A sum: in 16 unsigned bits when every addend is a byte (a CASE of 0 and 1; fewer than 256
+        of them cannot overflow), else in 32 bits. Half the memory traffic of 32 bits."""
+        arrays = [p.values for p in parts if not isinstance(p.values, int)]
+        constant = sum(p.values for p in parts if isinstance(p.values, int))
+        narrow = len(parts) < 256 and 0 <= constant < 256 and all(
+            a.dtype.itemsize == 1 and a.dtype.kind in "ub" for a in arrays)
+        total = np.full(self.n, constant, dtype=np.uint16 if narrow else np.int32)
+        for a in arrays:
+            total += a
         return Ints(total, _valid(parts, self.n))
 
     def eq(self, a: Ints, b: Ints) -> Bool3:
