@@ -398,7 +398,7 @@ class _Run:
         constant = sum(p.values for p in parts if isinstance(p.values, int))
         narrow = len(parts) < 256 and 0 <= constant < 256 and all(
             a.dtype.itemsize == 1 and a.dtype.kind in "ub" for a in arrays)
-        total = np.full(self.n, constant, dtype=np.uint16 if narrow else np.int32)
+        total: npt.NDArray[np.integer] = np.full(self.n, constant, dtype=np.uint16 if narrow else np.int32)
         for a in arrays:
             total += a
         return Ints(total, _valid(parts, self.n))
