@@ -63,3 +63,11 @@ def test_null_and_unknown_items_add_nothing() -> None:
         assert pa.types.is_dictionary(array.type.value_type) == dictionary
         assert segments.mask(array, ITEMS).tolist() == [0b101, 0, 0, 0]
         assert segments.codes(array.values, ITEMS, 99).tolist() == [0, 99, 2, 99, 99]
+
+
+def test_integer_codes_are_read_through_their_categories() -> None:
+    """A Polars Categorical exported as its codes: each code names an entry of `categories`."""
+    categories = pa.array(["other", "item2", "item0"], type=pa.large_string())
+    array = pa.array([[2, None, 1, 0], None, [], [None]], type=pa.large_list(pa.uint32()))
+    assert segments.mask(array, ITEMS, categories).tolist() == [0b101, 0, 0, 0]
+    assert segments.codes(array.values, ITEMS, 99, categories).tolist() == [0, 99, 2, 99, 99]

@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import polars as pl
+import pyarrow as pa  # type: ignore[import-untyped]
 
 from mbcnav.cohort import segments
 from mbcnav.cohort.schema import as_enum
 from mbcnav.cohort.segments import NEVER
 from mbcnav.cohort.tables import CONDITION_BITS, CONDITION_COLUMNS, ENTRY_CLASSES, SITE_BITS, WORD_BITS, NameBits
-from mbcnav.cohort.validate import canonical_schema
+from mbcnav.cohort.validate import canonical_schema, instance
 from mbcnav.condition import Column
 from mbcnav.facts import (
     EARLY_RELAPSE_MONTHS,
@@ -73,6 +74,20 @@ def _code_bits(codes: pl.Expr, word: int, words: int) -> pl.Expr:
 def _mask(values: pl.Expr, codes: Callable[[pl.Expr], pl.Expr], word: int = 0, words: int = 1) -> pl.Expr:
     """OR of the bits of a list's items: the sum over its distinct item bits (0 when empty)."""
     return values.list.eval(_code_bits(codes(pl.element()), word, words)).list.unique().list.sum().fill_null(0)
+
+
+def _exported(series: pl.Series) -> tuple[pa.Array, pa.Array | None]:
+    """A (nested) list column as Arrow: Categorical items as their codes, with the categories.
+
+    The categories are read now, after the batch exists: they hold every code it uses.
+    """
+    inner = series.dtype
+    while isinstance(inner, pl.List):
+        inner = instance(inner.inner)
+    if isinstance(inner, pl.Categorical):
+        categories = inner.categories.to_series().to_arrow()
+        return series.to_physical().to_arrow(), categories
+    return series.to_arrow(compat_level=pl.CompatLevel.newest()), None
 
 
 def _domain(dtype: pl.DataType) -> list[object]:
@@ -161,12 +176,14 @@ class Derivation:
             sites=_f("disease", "sites"),
             conditions=_f("health", "conditions"),
         ).rechunk()   # one Arrow chunk per column (Arrow cannot join some chunks of empty nested lists)
-        arrays = {name: lists[name].to_arrow(compat_level=pl.CompatLevel.newest()) for name in lists.columns}
+        arrays, categories = {}, {}
+        for name in lists.columns:
+            arrays[name], categories[name] = _exported(lists[name])
         lookup = segments.Tables(names, {cls: self.flag(names, "class", cls) for cls in ENTRY_CLASSES})
         counted = {**self.TIMED, "immunotherapy": "_immuno"}
-        columns = segments.history(arrays, lookup, counted, list(self.TIMED))
-        columns["_sites"] = segments.mask(arrays["sites"], list(SITE_BITS))
-        columns["_conditions"] = segments.mask(arrays["conditions"], list(CONDITION_BITS))
+        columns = segments.history(arrays, lookup, counted, list(self.TIMED), categories)
+        columns["_sites"] = segments.mask(arrays["sites"], list(SITE_BITS), categories["sites"])
+        columns["_conditions"] = segments.mask(arrays["conditions"], list(CONDITION_BITS), categories["conditions"])
         qt = valid.select(pl.col("current_medications").list.eval(pl.element().is_in(list(tables.qt_names)))
                           .list.any().fill_null(False).alias("taking_qt_drug"))
         return pl.concat([segments.frame(columns), qt], how="horizontal")
