@@ -24,14 +24,15 @@ def _bool_sql(depth: int) -> st.SearchStrategy[str]:
         return leaf
     inner = _bool_sql(depth - 1)
     ints = _int_sql(depth - 1)
+    anything = st.one_of(inner, ints, st.sampled_from(OTHER))
     return st.one_of(
         leaf,
         _joined(inner, " AND "),
         _joined(inner, " OR "),
         inner.map(lambda p: f"(NOT {p})"),
         st.lists(inner, min_size=2, max_size=3).map(lambda p: "COALESCE(" + ", ".join(p) + ")"),
-        st.one_of(inner, ints, st.sampled_from(OTHER)).map(lambda p: f"({p} IS NULL)"),
-        st.one_of(inner, ints, st.sampled_from(OTHER)).map(lambda p: f"({p} IS NOT NULL)"),
+        anything.map(lambda p: f"({p} IS NULL)"),
+        anything.map(lambda p: f"({p} IS NOT NULL)"),
         st.tuples(ints, ints).map(lambda p: f"({p[0]} = {p[1]})"),
         st.tuples(st.lists(st.tuples(inner, inner), min_size=1, max_size=3), st.none() | inner).map(_case),
     )

@@ -196,19 +196,18 @@ class Derivation:
     def _person(self) -> list[pl.Expr]:
         """facts._menopause."""
         suppressed = pl.col("ovarian_function_suppressed").fill_null(False)
-        inputs = {"male": pl.col("sex") == "male", "status": self.known(pl.col("menopausal_status"), "menopause"),
-                  "suppressed": suppressed, "old": pl.col("age") >= MENOPAUSE_AGE}
+        status = self.known(pl.col("menopausal_status"), "menopause")
+        inputs = {"male": pl.col("sex") == "male", "status": status, "post": (status == "post") | suppressed,
+                  "pre": status.is_in(["pre", "peri"]), "old": pl.col("age") >= MENOPAUSE_AGE}
 
         def menopause(male: pl.Expr, status: pl.Expr, **_: pl.Expr) -> pl.Expr:
             return pl.when(male).then(self.lit("menopause", "not_applicable")).otherwise(status)
 
-        def postmenopausal(male: pl.Expr, status: pl.Expr, suppressed: pl.Expr, old: pl.Expr) -> pl.Expr:
-            post, pre = (status == "post") | suppressed, status.is_in(["pre", "peri"])
+        def postmenopausal(male: pl.Expr, post: pl.Expr, pre: pl.Expr, old: pl.Expr, **_: pl.Expr) -> pl.Expr:
             return pl.when(male).then(False).when(post).then(True).when(pre).then(False).when(old).then(True) \
                 .otherwise(None)
 
-        def needs_suppression(male: pl.Expr, status: pl.Expr, suppressed: pl.Expr, old: pl.Expr) -> pl.Expr:
-            post, pre = (status == "post") | suppressed, status.is_in(["pre", "peri"])
+        def needs_suppression(male: pl.Expr, post: pl.Expr, pre: pl.Expr, old: pl.Expr, **_: pl.Expr) -> pl.Expr:
             return pl.when(male).then(False).when(post).then(False).when(pre).then(True).when(old).then(False) \
                 .otherwise(None)
 

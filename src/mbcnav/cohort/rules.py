@@ -170,8 +170,7 @@ def _as_lists(frame: pl.DataFrame, name: str, items: Sequence[tuple[str, str]]) 
     if len(parts) == 1:
         return parts[0].alias(name)
     every = pl.List(pl.Enum([i for _, i in items]))
-    return pl.DataFrame([p.cast(every).alias(str(i)) for i, p in enumerate(parts)]).select(
-        pl.concat_list(pl.all()).alias(name)).to_series()
+    return pl.select(pl.concat_list([p.cast(every) for p in parts]).alias(name)).to_series()
 
 
 def _generic_ids(given: pl.Series, ids: Mapping[str, tuple[str, ...]]) -> pl.Series:

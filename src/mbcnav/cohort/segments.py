@@ -102,14 +102,14 @@ class Tables:
 
 
 def history(arrays: Mapping[str, pa.Array], tables: Tables, counted: Mapping[str, str],
-            timed: Sequence[str], categories: Mapping[str, pa.Array | None] | None = None) -> dict[str, Array]:
+            timed: Sequence[str], categories: Mapping[str, pa.Array | None]) -> dict[str, Array]:
     """The history columns facts.py reads, from the drug codes of each entry.
 
     `arrays`: ``met`` and ``early`` (per patient, per entry, the drug names), ``progressed`` (per
     metastatic entry) and ``months`` (per early entry). `counted`: class -> column prefix of the
     classes whose early entries are counted; `timed`: those of them whose shortest interval since
-    the end of treatment is needed too. `categories`: for ``met`` and ``early`` given as integer
-    codes, the text of each code (`codes`).
+    the end of treatment is needed too. `categories`: per array, the text of each code when its
+    items are integer codes, else None (`codes`).
     """
     out: dict[str, Array] = {}
     has: dict[str, dict[str, npt.NDArray[np.bool_]]] = {}   # part -> class -> per entry
@@ -117,7 +117,7 @@ def history(arrays: Mapping[str, pa.Array], tables: Tables, counted: Mapping[str
     for part in ("met", "early"):
         patients[part], drugs = _list(arrays[part])
         entry_offsets, names = _list(drugs)
-        values = codes(names, tables.names, tables.missing, (categories or {}).get(part))
+        values = codes(names, tables.names, tables.missing, categories[part])
         # A patient's drugs are contiguous: from their first entry's first drug to their last's end.
         reach = entry_offsets[patients[part]]
         for w, bits in enumerate(tables.words):

@@ -148,7 +148,8 @@ class Conformer:
     def _enum(self, expr: pl.Expr, actual: pl.DataType, spec: Field, path: str) -> Node:
         enum = dtype(spec, validated=True)
         assert isinstance(enum, pl.Enum)
-        if isinstance(actual, pl.Categorical | pl.Enum) and "[#" not in path:
+        item = "[#" in path   # items of lists keep their input type (facts.py maps them to positions once)
+        if isinstance(actual, pl.Categorical | pl.Enum) and not item:
             return self._dictionary(expr, actual, enum, spec, path)
         if _text(actual):
             text = expr
@@ -157,10 +158,9 @@ class Conformer:
             if actual.is_numeric() and "0" in spec.allowed:
                 # profile.Her2: a bare 0 from JSON means IHC 0; any other number is simply not allowed.
                 text = pl.when(expr == 0).then(pl.lit("0")).otherwise(text)
-        # is_in works on a dictionary column's few distinct values, not on every row. Items of lists
-        # keep their input type (facts.py maps them to positions once); single values become Enums.
+        # is_in works on a dictionary column's few distinct values, not on every row.
         bad = text.is_not_null() & ~text.is_in(list(spec.allowed))
-        value = text if "[#" in path else text.cast(enum, strict=False)
+        value = text if item else text.cast(enum, strict=False)
         return self._enum_node(value, bad, text, spec, path, expr)
 
     def _dictionary(self, expr: pl.Expr, actual: pl.Categorical | pl.Enum, enum: pl.Enum, spec: Field,
