@@ -46,6 +46,14 @@ def test_invalid_profile_exits_2_with_the_field_named() -> None:
     assert result.stdout == ""
 
 
+def test_a_key_given_twice_exits_2_with_the_field_named() -> None:
+    text = '{"sex": "female", "history": {"metastatic": [{"drugs": ["letrozole"], "outcome": "progressed", ' \
+           '"outcome": "ongoing"}]}}'
+    result = run("recommend", "-", stdin=text)
+    assert result.returncode == 2 and result.stdout == ""
+    assert "history.metastatic[0].outcome: given more than once" in result.stderr
+
+
 def test_malformed_json_and_missing_file_exit_2() -> None:
     assert run("recommend", "-", stdin="{not json").returncode == 2
     missing = run("recommend", "/nonexistent/profile.json")

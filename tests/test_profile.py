@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from mbcnav.profile import ProfileError, parse_profile
+from mbcnav.profile import ProfileError, parse_profile, profile_json
 from mbcnav.vocabulary import UnknownDrugError, normalise_drug
 
 
@@ -113,3 +116,37 @@ def test_her2_ihc_zero_as_a_number_means_ihc_0() -> None:
 
 def test_not_a_mapping_is_a_clear_error() -> None:
     assert problems([1, 2]) == ["profile: must be a JSON object with at least 'sex'"]
+
+
+_KEYS = st.sampled_from(["sex", "tumor", "er", "drugs", "outcome", "sites", "a", "b"])
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 5) | st.text(max_size=3),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_KEYS, inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@given(st.dictionaries(_KEYS, _JSON, max_size=4))
+def test_profile_json_reads_what_json_reads_when_no_key_repeats(data: dict[str, Any]) -> None:
+    assert profile_json(json.dumps(data)) == data
+
+
+@given(st.dictionaries(_KEYS, _JSON, min_size=1, max_size=4), st.data())
+def test_a_repeated_key_is_named_by_its_path(data: dict[str, Any], draw: st.DataObject) -> None:
+    key = draw.draw(st.sampled_from(sorted(data)))
+    text = json.dumps(data)
+    twice = text[:-1] + ", " + json.dumps(key) + ": " + json.dumps(data[key]) + "}"   # same value, still refused
+    with pytest.raises(ProfileError) as caught:
+        profile_json(twice)
+    assert caught.value.problems == [f"{key}: given more than once; give each field only once"]
+
+
+def test_repeated_keys_inside_lists_and_objects_are_each_named() -> None:
+    text = ('{"sex": "female", "sex": "female", "tumor": {"er": "positive", "pr": "negative", "er": "negative"}, '
+            '"history": {"metastatic": [{"drugs": []}, {"outcome": "ongoing", "outcome": "progressed"}]}}')
+    with pytest.raises(ProfileError) as caught:
+        profile_json(text)
+    assert [p.split(":")[0] for p in caught.value.problems] == [
+        "sex", "tumor.er", "history.metastatic[1].outcome"]
+    with pytest.raises(ValueError):
+        profile_json("{not json")

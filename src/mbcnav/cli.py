@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 
 import click
 
-from mbcnav.profile import ProfileError
+from mbcnav.profile import ProfileError, profile_json
 
 EXAMPLE = "hr_positive_postmenopausal_first_line.json"
 
@@ -35,7 +35,9 @@ def _read_profile(path: str | None) -> dict[str, Any]:
         except OSError as err:
             _fail(f"cannot read {path}: {err.strerror}")
     try:
-        data = json.loads(text)
+        data = profile_json(text)
+    except ProfileError as err:   # a key given twice
+        _problems(err)
     except json.JSONDecodeError as err:
         _fail(f"{path or EXAMPLE} is not valid JSON (line {err.lineno}, column {err.colno}): {err.msg}")
     if not isinstance(data, dict):

@@ -7,6 +7,7 @@ contract's generic ids; an unknown name is rejected with the closest known names
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Annotated, Any, Literal
 
@@ -223,3 +224,44 @@ def parse_profile(data: Any) -> Profile:
         return Profile.model_validate(data)
     except ValidationError as err:
         raise ProfileError([_describe(e) for e in err.errors()]) from None
+
+
+def profile_json(text: str | bytes) -> Any:
+    """JSON text -> data, refusing an object that gives one key twice (ProfileError naming it).
+
+    json.loads would keep the last value and other readers the first, so a record such as
+    ``{"er": "positive", ..., "er": "negative"}`` could mean either: it is rejected instead of
+    guessed. Text that is not JSON raises ValueError (json.JSONDecodeError), as json.loads does.
+    """
+    repeated: dict[int, tuple[dict[str, Any], list[str]]] = {}   # kept alive, so ids stay unique
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out = dict(items)
+        if len(out) != len(items):
+            seen: set[str] = set()
+            twice: list[str] = []
+            for key, _ in items:
+                if key in seen and key not in twice:
+                    twice.append(key)
+                seen.add(key)
+            repeated[id(out)] = (out, twice)
+        return out
+
+    data = json.loads(text, object_pairs_hook=pairs)
+    if repeated:
+        raise ProfileError([f"{where}: given more than once; give each field only once"
+                            for where in _repeated_paths(data, "", repeated)])
+    return data
+
+
+def _repeated_paths(value: Any, path: str, repeated: dict[int, tuple[dict[str, Any], list[str]]]) -> list[str]:
+    """Where the repeated keys are, as field paths (`tumor.er`, `history.metastatic[1].outcome`)."""
+    found: list[str] = []
+    if isinstance(value, dict):
+        found += [f"{path}.{key}" if path else key for key in repeated.get(id(value), ({}, []))[1]]
+        for key, item in value.items():
+            found += _repeated_paths(item, f"{path}.{key}" if path else key, repeated)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found += _repeated_paths(item, f"{path}[{i}]", repeated)
+    return found

@@ -58,6 +58,14 @@ def test_invalid_profile_names_each_field() -> None:
     assert not_object["errors"][0]["field"] == "profile"
 
 
+def test_a_key_given_twice_is_rejected_by_name_not_guessed() -> None:
+    """JSON readers disagree on which value of a repeated key wins: the API refuses to guess."""
+    body = b'{"sex": "female", "tumor": {"er": "positive", "pr": "negative", "er": "negative"}}'
+    response = call("POST", "/api/v1/recommend", content=body, headers={"content-type": "application/json"})
+    assert problem(response, 422, "invalid-profile")["errors"] == [
+        {"field": "tumor.er", "message": "given more than once; give each field only once"}]
+
+
 def test_invalid_json_is_400() -> None:
     response = call("POST", "/api/v1/recommend", content=b"{not json", headers={"content-type": "application/json"})
     assert problem(response, 400, "invalid-json")["errors"] == [{"field": "body", "message": "not valid JSON"}]

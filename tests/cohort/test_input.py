@@ -47,18 +47,21 @@ def test_malformed_ndjson_rows_are_reported_by_row_and_field_and_skipped(tmp_pat
         json.dumps({**GOOD, "tumor": "positive"}),
         json.dumps({"sex": "male", "menopausal_status": "post"}),
         json.dumps({**GOOD, "disease": {"sites": ["bone", "moon"]}}),
+        '{"sex": "female", "age": 50, "age": 51}',
+        "[1, 2]",
         json.dumps({**GOOD, "patient_id": "ok-2"}),
     ]
     out = tmp_path / "results.parquet"
     summary = local.evaluate(_ndjson(tmp_path / "in.ndjson", lines), out)
-    assert (summary.read, summary.evaluated, summary.rejected) == (9, 2, 7)
+    assert (summary.read, summary.evaluated, summary.rejected) == (11, 2, 9)
     assert _errors(summary) == {
         2: ["age"], 3: ["record"], 4: ["tumor.er", "tumor.colour"],
         6: ["history.metastatic[0].drugs[0]"], 7: ["tumor"], 8: ["menopausal_status"], 9: ["disease.sites[1]"],
+        10: ["age"], 11: ["record"],
     }
     results = pl.read_parquet(out)
     assert results["patient_id"].to_list() == ["ok-1", "ok-2"]
-    assert results["row"].to_list() == [1, 10]
+    assert results["row"].to_list() == [1, 12]
     assert results["given_drugs"][0].to_list() == ["ribociclib", "letrozole"]  # brand names -> generic ids
     message = pl.read_csv(summary.errors_path).filter(pl.col("row") == 6)["message"][0]  # type: ignore[arg-type]
     assert "unknown drug name 'aspirinx'" in message
@@ -206,18 +209,28 @@ def test_batches_and_threads_do_not_change_results(tmp_path: Path, threads: int)
 
 
 def test_ndjson_with_a_byte_order_mark_or_a_repeated_key(tmp_path: Path) -> None:
-    """A BOM (Windows tools) is not part of line 1; a repeated key keeps its first value, alone or not."""
+    """A BOM (Windows tools) is not part of line 1. An object that gives a key twice is rejected with
+    the key's path, as the one-patient API does (readers differ on which value wins: never guessed),
+    alone or among other lines, wherever the repeat is (next to it, further on, nested, top level)."""
     tnbc = {"er": "negative", "pr": "negative", "her2": {"ihc": "0"}}
     hr_pos = '{"er": "positive", "pr": "negative", "her2": {"ihc": "0"}}'
     lines = [
         json.dumps(GOOD),
         '{"sex": "female", "tumor": {"er": "positive", "er": "negative", "pr": "negative", "her2": {"ihc": "0"}}}',
         '{"sex": "female", "tumor": ' + hr_pos + ', "tumor": ' + json.dumps(tnbc) + "}",
+        '{"sex": "female", "tumor": {"er": "positive", "pr": "negative", "her2": {"ihc": "0"}, "er": "negative"}}',
+        json.dumps({**GOOD, "patient_id": "last"}),
     ]
-    for name, chosen in (("many.ndjson", lines), ("alone.ndjson", lines[2:])):
+    wanted = ["row,field,message",
+              "2,tumor.er,tumor.er: given more than once; give each field only once",
+              "3,tumor,tumor: given more than once; give each field only once",
+              "4,tumor.er,tumor.er: given more than once; give each field only once"]
+    for name, chosen, rows in (("many.ndjson", lines, [1, 5]), ("alone.ndjson", lines[3:4], [])):
         source = tmp_path / name
         source.write_bytes(b"\xef\xbb\xbf" + "\n".join(chosen).encode() + b"\n")
         summary = local.evaluate(source, tmp_path / "out.parquet")
-        assert (summary.evaluated, summary.rejected) == (len(chosen), 0)
-        subtypes = pl.read_parquet(tmp_path / "out.parquet")["subtype"].cast(pl.String).to_list()
-        assert subtypes == ["hr_positive_her2_negative"] * len(chosen)
+        assert (summary.evaluated, summary.rejected) == (len(rows), len(chosen) - len(rows))
+        assert pl.read_parquet(tmp_path / "out.parquet")["row"].to_list() == rows
+        assert summary.errors_path is not None
+        errors = summary.errors_path.read_text().splitlines()
+        assert errors == (wanted if len(chosen) > 1 else [wanted[0], "1" + wanted[3][1:]])

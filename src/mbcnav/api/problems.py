@@ -10,7 +10,6 @@ error format the same wherever the lead mounts the router.
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
@@ -23,7 +22,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
 from mbcnav.knowledge.loader import knowledge
-from mbcnav.profile import Profile, ProfileError, parse_profile
+from mbcnav.profile import Profile, ProfileError, parse_profile, profile_json
 
 MEDIA_TYPE = "application/problem+json"
 PREFIX = "/api/v1/problems/"
@@ -129,7 +128,9 @@ async def _from_validation(request: Request, exc: RequestValidationError, profil
 def _engine_parse(body: bytes) -> tuple[Any, Problem | None]:
     """The JSON body and, if the engine's own parser rejects it, the problem to answer with."""
     try:
-        raw = json.loads(body or b"null")
+        raw = profile_json(body or b"null")
+    except ProfileError as err:   # a key given twice
+        return None, profile_problem(err)
     except ValueError:
         return None, _invalid_json()
     try:

@@ -18,10 +18,10 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import numpy as np
 import polars as pl
 
-from mbcnav.cohort.read import NDJSON_SUFFIXES, Batch, InputError, _json_batch, no_problems, problems
-from mbcnav.cohort.schema import ROW
+from mbcnav.cohort.read import NDJSON_SUFFIXES, Batch, InputError, _json_lines, no_problems, problems
 
 
 def _patient_of(resource: dict[str, Any]) -> str | None:
@@ -88,11 +88,8 @@ def read_bulk(path: Path, batch_rows: int, workers: int = 1, task_patients: int 
                 records += profiles
                 # A resource the import cannot read is left out of the profile: say so, beside the patient.
                 notes += [problems([row], resource, message) for row, resource, message in unread]
-            lines = pl.DataFrame({
-                ROW: pl.int_range(start + 1, start + 1 + len(records), dtype=pl.UInt64, eager=True),
-                "record": pl.Series(records, dtype=pl.String),
-            })
-            batch = _json_batch(lines, 0)
+            rows = np.arange(start + 1, start + 1 + len(records), dtype=np.uint64)
+            batch = _json_lines(rows, [r.encode() for r in records], 0)
             # Progress is in bytes of the export: each batch stands for its share of the patients.
             done = size * (start + len(part)) // len(patients) - size * start // len(patients)
             yield Batch(batch.frames, batch.problems, done, notes=pl.concat(notes))
