@@ -85,12 +85,14 @@ def test_csv_with_dotted_columns_and_json_cells(tmp_path: Path) -> None:
         '""outcome"": ""progressed""}]","[""fulvestrant""]"\n'
         "b,female,seventy,positive,1+,,,\n"
         'c,female,55,negative,0,"[""liver""]",not json,\n'
-        "d,male,,unknown,,,,\n",
+        "d,male,,unknown,,,,\n"
+        'e,female,60,positive,0,"[""bone""]","[{""drugs"": [""letrozole""], ""outcome"": ""progressed"", '
+        '""months"": 3, ""outcome"": ""ongoing""}]",\n',
         encoding="utf-8",
     )
     summary = local.evaluate(source, tmp_path / "out.parquet")
-    assert (summary.evaluated, summary.rejected) == (2, 2)
-    assert _errors(summary) == {2: ["age"], 3: ["history.metastatic"]}
+    assert (summary.evaluated, summary.rejected) == (2, 3)
+    assert _errors(summary) == {2: ["age"], 3: ["history.metastatic"], 5: ["history.metastatic[0].outcome"]}
     message = pl.read_csv(summary.errors_path).filter(pl.col("row") == 3)["message"][0]  # type: ignore[arg-type]
     assert message == """history.metastatic: must be a JSON list such as [{"drugs": ...}], not 'not json'"""
     results = pl.read_parquet(tmp_path / "out.parquet").sort("row")

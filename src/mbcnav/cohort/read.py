@@ -429,12 +429,39 @@ def _nest(raw: pl.DataFrame, tree: Field) -> tuple[pl.DataFrame, pl.DataFrame]:
             value = pl.when(value.str.strip_chars() == "").then(None).otherwise(value).alias(name)
         if text and node is not None and node.kind in ("list", "struct"):
             part = raw.select(ROW, value).filter(pl.col(name).is_not_null())
+            part, repeated = _without_repeated_keys(part, name)
             part, problem = _decode_as(part, name, dtype(node))
-            found.append(problem)
+            found += [repeated, problem]
             flat = flat.join(part, on=ROW, how="left")
         else:
             flat = flat.with_columns(raw.select(value).to_series())
     return flat.select(ROW, *_assemble(flat.columns)), pl.concat(found)
+
+
+def _without_repeated_keys(part: pl.DataFrame, name: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """JSON cells that give a key twice are problems naming the key's path, as for NDJSON lines.
+
+    Arrow reads the column's cells at once and refuses a repeated key, so in the usual case (none)
+    that one read is the whole cost; when it refuses, each cell is read alone.
+    """
+    if part.height == 0:
+        return part, no_problems()
+    cells = part.select(pl.format('{{"v": {}}}', pl.col(name)).str.join("\n")).item()
+    try:
+        pajson.read_json(pa.BufferReader(cells.encode()))
+        return part, no_problems()
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    found = [no_problems()]
+    for row, cell in part.select(ROW, name).iter_rows():
+        try:
+            profile_json('{"v": ' + cell + "}")
+        except ProfileError as err:
+            found += [problems([row], name + m.split(": ", 1)[0][1:], name + m[1:]) for m in err.problems]
+        except ValueError:
+            continue   # not JSON: `_decode_as` says what the cell should look like
+    rejected = pl.concat(found)
+    return part.join(rejected.select(ROW), on=ROW, how="anti"), rejected
 
 
 def _find(tree: Field, path: tuple[str, ...]) -> Field | None:
