@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/cohort.py --sizes 1000000 --spark 1000000
     .venv/bin/python benchmarks/cohort.py --sizes 1000000 --compare   # Polars vs DuckDB on the rules
     .venv/bin/python benchmarks/cohort.py --sizes 1000000 --stages    # CPU per pipeline stage
+    .venv/bin/python benchmarks/cohort.py --sizes '' --text 200000     # NDJSON and CSV input
 
 Each measurement runs in its own process, so its peak RSS is its own. Synthetic inputs are made
 once and kept in --dir (seeded: the same files every time). The floor is a scan of the same
@@ -43,8 +44,8 @@ def _child(code: str) -> dict[str, float]:
     return result
 
 
-def synthetic(n: int, folder: Path, seed: int = 1) -> Path:
-    path = folder / f"synthetic-{n}-seed{seed}.parquet"
+def synthetic(n: int, folder: Path, seed: int = 1, suffix: str = ".parquet") -> Path:
+    path = folder / f"synthetic-{n}-seed{seed}{suffix}"
     if not path.exists():
         started = time.perf_counter()
         from mbcnav.cohort import synth
@@ -57,9 +58,9 @@ def synthetic(n: int, folder: Path, seed: int = 1) -> Path:
 SCAN = """
 import time
 from pathlib import Path
-from mbcnav.cohort import read
+from mbcnav.cohort import local
 started, cpu = time.perf_counter(), time.process_time()
-rows = sum(b.frames[0].height for b in read.read_parquet(Path({path!r}), {batch}))
+rows = sum(f.height for b in local.batches(Path({path!r}), {batch})[1] for f in b.frames)
 RESULT = {{'seconds': time.perf_counter() - started, 'cpu': time.process_time() - cpu, 'rows': rows}}
 """
 
@@ -89,9 +90,14 @@ RESULT = {{'seconds': seconds, 'rows': s.evaluated, 'jvm_start': started.seconds
 """
 
 
-def measure(n: int, folder: Path, batch: int, spark_master: str | None, threads: int = EVALUATION_THREADS) -> None:
-    path = synthetic(n, folder)
-    print(f"\n{n:,} patients ({path.stat().st_size / 2**20:,.0f} MiB Parquet, nested contract Profiles)")
+FORMATS = {".parquet": "Parquet, nested contract Profiles", ".ndjson": "NDJSON, one Profile per line",
+           ".csv": "CSV, dotted columns with JSON cells"}
+
+
+def measure(n: int, folder: Path, batch: int, spark_master: str | None, threads: int = EVALUATION_THREADS,
+            suffix: str = ".parquet") -> None:
+    path = synthetic(n, folder, suffix=suffix)
+    print(f"\n{n:,} patients ({path.stat().st_size / 2**20:,.0f} MiB {FORMATS[suffix]})")
     scan = _child(SCAN.format(path=str(path), batch=batch))
     print(f"  raw scan (floor)   {scan['seconds']:7.2f} s  {n / scan['seconds']:>12,.0f} patients/s  "
           f"peak RSS {scan['rss']:.2f} GiB  ({scan['cpu']:.1f} s CPU)")
@@ -236,6 +242,7 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "mbcnav-bench")
     parser.add_argument("--compare", action="store_true", help="also time the rules alone in Polars and DuckDB")
     parser.add_argument("--stages", action="store_true", help="also print CPU per pipeline stage (one batch)")
+    parser.add_argument("--text", type=_counts, default="", help="comma-separated patient counts, as NDJSON and CSV")
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     print(f"machine: {os.cpu_count()} CPUs; batch {args.batch:,} rows, {args.threads} at once")
@@ -245,6 +252,9 @@ def main() -> None:
             compare(size, args.dir)
         if args.stages:
             stages(size, args.dir, args.batch)
+    for size in args.text:
+        for suffix in (".ndjson", ".csv"):
+            measure(size, args.dir, args.batch, None, args.threads, suffix)
     for size in args.spark:
         measure(size, args.dir, args.batch, args.master)
 

@@ -429,13 +429,22 @@ def _nest(raw: pl.DataFrame, tree: Field) -> tuple[pl.DataFrame, pl.DataFrame]:
             value = pl.when(value.str.strip_chars() == "").then(None).otherwise(value).alias(name)
         if text and node is not None and node.kind in ("list", "struct"):
             part = raw.select(ROW, value).filter(pl.col(name).is_not_null())
-            part, repeated = _without_repeated_keys(part, name)
-            part, problem = _decode_as(part, name, dtype(node))
-            found += [repeated, problem]
+            target = dtype(node)
+            if _has_struct(target):   # only objects have keys to repeat
+                part, repeated = _without_repeated_keys(part, name)
+                found.append(repeated)
+            part, problem = _decode_as(part, name, target)
+            found.append(problem)
             flat = flat.join(part, on=ROW, how="left")
         else:
             flat = flat.with_columns(raw.select(value).to_series())
     return flat.select(ROW, *_assemble(flat.columns)), pl.concat(found)
+
+
+def _has_struct(target: pl.DataType | pl.datatypes.DataTypeClass) -> bool:
+    if isinstance(target, pl.Struct):
+        return True
+    return isinstance(target, pl.List) and _has_struct(target.inner)
 
 
 def _without_repeated_keys(part: pl.DataFrame, name: str) -> tuple[pl.DataFrame, pl.DataFrame]:
