@@ -236,3 +236,13 @@ def test_ndjson_with_a_byte_order_mark_or_a_repeated_key(tmp_path: Path) -> None
         assert summary.errors_path is not None
         errors = summary.errors_path.read_text().splitlines()
         assert errors == (wanted if len(chosen) > 1 else [wanted[0], "1" + wanted[3][1:]])
+
+
+def test_ndjson_ids_that_look_like_dates_or_numbers_are_reported_as_written(tmp_path: Path) -> None:
+    """Arrow's JSON reader would read "2024-01-01" as a date; ids are text, whatever they look like."""
+    for ids in (["2024-01-01", "2024-01-02T10:00:00"], [17, 18]):
+        lines = [json.dumps({**GOOD, "patient_id": i}) for i in ids]
+        out = tmp_path / "out.parquet"
+        summary = local.evaluate(_ndjson(tmp_path / "in.ndjson", lines), out)
+        assert summary.rejected == 0
+        assert pl.read_parquet(out)["patient_id"].to_list() == [str(i) for i in ids]

@@ -310,9 +310,6 @@ def read_ndjson(path: Path, batch_rows: int) -> Iterator[Batch]:
 
 
 NOT_AN_OBJECT = "not a JSON object (each line must hold one profile)"
-# Arrow's JSON reader turns text that looks like a date into a timestamp: an id stays text.
-_ARROW_JSON = pajson.ParseOptions(explicit_schema=pa.schema([("patient_id", pa.string())]),
-                                  unexpected_field_behavior="infer")
 _ODD_BLOCK = 10_000   # lines per block when a batch holds a line Arrow cannot read
 
 
@@ -353,23 +350,42 @@ def _arrow_json(rows: npt.NDArray[np.uint64], lines: list[bytes]) -> pl.DataFram
     """The lines as one frame (_row first), or None when Arrow refuses any of them."""
     if not lines:
         return None
+    data = b"\n".join(lines)
     try:
-        table = pajson.read_json(pa.BufferReader(b"\n".join(lines)), parse_options=_ARROW_JSON)
+        table = pajson.read_json(pa.BufferReader(data))
+        if _has_dates(table.schema):   # Arrow reads text like "2024-01-01" as a date: read it as text
+            options = pajson.ParseOptions(explicit_schema=_dates_as_text(table.schema),
+                                          unexpected_field_behavior="infer")
+            table = pajson.read_json(pa.BufferReader(data), parse_options=options)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
-    if table.num_rows != len(lines) or _has_timestamp(table.schema):
-        return None   # a line held two objects, or text Arrow read as a date: let Polars read them
+    if table.num_rows != len(lines):
+        return None   # a line held two objects: let Polars say so
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
     return frame.insert_column(0, pl.Series(ROW, rows, dtype=pl.UInt64))
 
 
-def _has_timestamp(schema: pa.Schema) -> bool:
+def _is_date(t: pa.DataType) -> bool:
+    return bool(pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_time(t))
+
+
+def _has_dates(schema: pa.Schema) -> bool:
     def found(t: pa.DataType) -> bool:
-        if pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_time(t):
-            return True
-        return any(found(t.field(i).type) for i in range(t.num_fields))
+        return _is_date(t) or any(found(t.field(i).type) for i in range(t.num_fields))
     return any(found(f.type) for f in schema)
+
+
+def _dates_as_text(schema: pa.Schema) -> pa.Schema:
+    def text(t: pa.DataType) -> pa.DataType:
+        if _is_date(t):
+            return pa.string()
+        if pa.types.is_struct(t):
+            return pa.struct([pa.field(t.field(i).name, text(t.field(i).type)) for i in range(t.num_fields)])
+        if pa.types.is_list(t) or pa.types.is_large_list(t):
+            return pa.list_(text(t.value_type))
+        return t
+    return pa.schema([pa.field(f.name, text(f.type)) for f in schema])
 
 
 def _odd_block(rows: npt.NDArray[np.uint64], lines: list[bytes]) -> tuple[list[pl.DataFrame], pl.DataFrame]:
