@@ -18,7 +18,7 @@ from pyspark.sql import types as T
 from mbcnav.cohort.plan import quote
 from mbcnav.cohort.schema import DRUG_LISTS, Field, profile_tree
 from mbcnav.cohort.tables import CONDITION_COLUMNS
-from mbcnav.cohort.validate import FALSE_TEXT, TRUE_TEXT, UNKNOWN_FIELD, quoted
+from mbcnav.cohort.validate import FALSE_TEXT, NULL_ITEM, TRUE_TEXT, UNKNOWN_FIELD, quoted
 from mbcnav.facts import (
     EARLY_RELAPSE_MONTHS,
     ENDOCRINE_SENSITIVE_MONTHS,
@@ -164,6 +164,9 @@ class Conformer:
         if spec.default is not None:
             value = f"COALESCE({value}, {_literal(spec.default, spec)})"
         node = Node(value)
+        # A null item is refused (validate.NULL_ITEM); the item's own checks do not apply to it.
+        item.checks = [(f"{var} IS NULL", quote(f"{path}{marker}: {NULL_ITEM}")),
+                       *((f"{var} IS NOT NULL AND ({b})", m) for b, m in item.checks)]
         if item.checks:
             any_bad = " OR ".join(f"COALESCE({b}, FALSE)" for b, _ in item.checks)
             first = "coalesce(" + ", ".join(

@@ -485,7 +485,7 @@ def _medications(s: pl.DataFrame) -> pl.Series:
 
 # Deliberate errors for --malformed-rate: each breaks one rule of the contract.
 MALFORMATIONS = ("sex_code", "er_case", "age_range", "drug_typo", "male_pregnant", "ongoing_first", "her2_combo",
-                 "ecog_range", "site_unknown", "outcome_unknown")
+                 "ecog_range", "site_unknown", "outcome_unknown", "site_null")
 
 
 ENTRY = pl.Struct({"drugs": pl.List(pl.String), "outcome": pl.String, "months": pl.Float64})
@@ -520,6 +520,8 @@ def _malform(frame: pl.DataFrame, s: pl.DataFrame, rate: float) -> pl.DataFrame:
         .when(where("male_pregnant")).then(health.struct.with_fields(conditions=pl.lit(["pregnancy"])))
         .otherwise(health),
         disease=pl.when(where("site_unknown")).then(disease.struct.with_fields(sites=pl.lit(["bone", "moon"])))
+        .when(where("site_null")).then(disease.struct.with_fields(
+            sites=pl.lit([None, "bone"], dtype=pl.List(pl.String))))
         .otherwise(disease),
         history=pl.when(where("drug_typo")).then(history.struct.with_fields(metastatic=pl.concat_list([
             met, _entries({"drugs": ["letrozol"], "outcome": "progressed", "months": 4.0})])))
