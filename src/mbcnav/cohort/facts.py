@@ -21,10 +21,10 @@ import polars as pl
 import pyarrow as pa  # type: ignore[import-untyped]
 
 from mbcnav.cohort import segments
-from mbcnav.cohort.schema import as_enum
+from mbcnav.cohort.schema import as_enum, instance
 from mbcnav.cohort.segments import NEVER
 from mbcnav.cohort.tables import CONDITION_BITS, CONDITION_COLUMNS, ENTRY_CLASSES, SITE_BITS, WORD_BITS, NameBits
-from mbcnav.cohort.validate import canonical_schema, instance
+from mbcnav.cohort.validate import canonical_schema
 from mbcnav.condition import Column
 from mbcnav.facts import (
     EARLY_RELAPSE_MONTHS,

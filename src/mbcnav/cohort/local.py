@@ -222,7 +222,9 @@ def _evaluate_batch(ev: Evaluator, batch: read.Batch) -> Evaluated:
     frame = None
     if valid:
         names = {n for c in checked for n in c.drug_names}
-        frame = ev.results(pl.concat(valid, how="vertical_relaxed"), names)
+        # Parts of a batch (files of different layouts, NDJSON lines read by kind) in input order.
+        joined = pl.concat(valid, how="vertical_relaxed")
+        frame = ev.results(joined.sort(ROW) if len(valid) > 1 else joined, names)
     return Evaluated(
         frame=frame,
         problems=[f for f in [*found, batch.notes] if f.height],

@@ -103,6 +103,11 @@ def _members(model: type[BaseModel], path: tuple[str, ...]) -> tuple[Field, ...]
 
 
 @cache
+def instance(dtype: pl.DataType | pl.datatypes.DataTypeClass) -> pl.DataType:
+    """Polars reports some nested types as classes (pl.String) rather than instances."""
+    return dtype() if isinstance(dtype, type) else dtype
+
+
 def profile_tree() -> Field:
     """The whole input record: Profile fields plus patient_id and given_drugs."""
     extras = (

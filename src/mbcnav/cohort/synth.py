@@ -46,7 +46,7 @@ import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
 from mbcnav.cohort.local import atomic
-from mbcnav.cohort.validate import instance
+from mbcnav.cohort.schema import instance
 from mbcnav.profile import CONDITIONS, SITES
 
 U64 = pl.UInt64

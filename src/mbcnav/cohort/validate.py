@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from mbcnav.cohort.read import PROBLEM_SCHEMA
-from mbcnav.cohort.schema import DRUG_LISTS, ROW, Field, as_enum, dtype, profile_tree
+from mbcnav.cohort.schema import DRUG_LISTS, ROW, Field, as_enum, dtype, instance, profile_tree
 from mbcnav.vocabulary import UnknownDrugError, normalise_drug
 
 UNKNOWN_FIELD = "unknown field; see the contract (CONTRACT.md) for the allowed fields"
@@ -56,11 +56,6 @@ class Node:
     value: pl.Expr
     bad: list[pl.Expr]       # each true where something is wrong; null counts as fine
     message: list[pl.Expr]   # each the message where wrong, else null
-
-
-def instance(dtype: pl.DataType | pl.datatypes.DataTypeClass) -> pl.DataType:
-    """Polars reports some nested types as classes (pl.String) rather than instances."""
-    return dtype() if isinstance(dtype, type) else dtype
 
 
 def _text(dt: pl.DataType) -> bool:
