@@ -246,3 +246,18 @@ def test_ndjson_ids_that_look_like_dates_or_numbers_are_reported_as_written(tmp_
         summary = local.evaluate(_ndjson(tmp_path / "in.ndjson", lines), out)
         assert summary.rejected == 0
         assert pl.read_parquet(out)["patient_id"].to_list() == [str(i) for i in ids]
+
+
+def test_ndjson_lines_of_other_kinds_are_read_as_written_not_as_their_neighbours(tmp_path: Path) -> None:
+    """Ages written as text beside numbers are read as ages; a yes/no where a number belongs, or a
+    list where one value belongs, is refused on its own line without changing the lines around it."""
+    lines = [json.dumps({**GOOD, "age": 60 + i % 3}) for i in range(20)]
+    lines[3] = json.dumps({**GOOD, "age": "61"})
+    lines[7] = json.dumps({**GOOD, "age": True})
+    lines[11] = json.dumps({**GOOD, "sex": ["female"]})
+    out = tmp_path / "out.parquet"
+    summary = local.evaluate(_ndjson(tmp_path / "in.ndjson", lines), out)
+    assert _errors(summary) == {8: ["age"], 12: ["sex"]}
+    results = pl.read_parquet(out)
+    assert results["row"].to_list() == [r for r in range(1, 21) if r not in (8, 12)]
+    assert set(results["subtype"].cast(pl.String)) == {"hr_positive_her2_negative"}

@@ -163,3 +163,23 @@ def test_spark_takes_text_and_flat_inputs_through_the_local_check(spark: Any, tm
             assert spark_rows[column].cast(local_rows[column].dtype).to_list() == local_rows[column].to_list()
         assert spark_summary.errors_path and local_summary.errors_path
         assert pl.read_csv(spark_summary.errors_path).equals(pl.read_csv(local_summary.errors_path))
+
+
+def test_both_engines_refuse_a_list_where_one_value_belongs_and_null_list_items(spark: Any, tmp_path: Path) -> None:
+    from mbcnav.cohort.spark import evaluate
+
+    source = tmp_path / "odd.parquet"
+    pl.DataFrame({"patient_id": ["a", "b", "c", "d"], "sex": [["female"], None, [], ["female"]],
+                  "tumor": [{"er": "positive"}] * 4}).write_parquet(source)
+    sites = tmp_path / "sites.parquet"
+    pl.DataFrame({"sex": ["female"] * 3, "disease": [{"sites": ["bone"]}, {"sites": [None, "liver"]}, {"sites": []}]},
+                 schema_overrides={"disease": pl.Struct({"sites": pl.List(pl.String)})}).write_parquet(sites)
+    for path in (source, sites):
+        local_summary = local.evaluate(path, tmp_path / f"{path.stem}-local.parquet")
+        spark_summary, _ = evaluate(path, tmp_path / f"{path.stem}-spark", started=spark)
+        assert local_summary.errors_path and spark_summary.errors_path
+        local_errors = pl.read_csv(local_summary.errors_path)
+        assert local_errors.equals(pl.read_csv(spark_summary.errors_path))
+        assert (spark_summary.evaluated, spark_summary.rejected) == (local_summary.evaluated, local_summary.rejected)
+    assert local_errors.to_dicts() == [{"row": 2, "field": "disease.sites[0]",
+                                        "message": "disease.sites[0]: an item cannot be empty (null)"}]

@@ -96,8 +96,11 @@ class Conformer:
         if spec.kind == "list":
             return self._list(sql, actual, spec, path)
         if isinstance(actual, T.StructType | T.ArrayType | T.MapType):
+            shape = "a list" if isinstance(actual, T.ArrayType) else "an object"
             node = Node(_literal(spec.default, spec))
-            node.checks.append((f"{sql} IS NOT NULL", quote(f"{path}: must be a single value")))
+            node.checks.append((f"{sql} IS NOT NULL", quote(f"{path}: must be a single value, not {shape}")))
+            if spec.required:
+                node.checks.append((f"{sql} IS NULL", quote(f"{path}: required")))
             return node
         node = self._scalar(sql, actual, spec, path)
         if spec.required:

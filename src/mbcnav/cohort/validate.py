@@ -145,7 +145,9 @@ class Conformer:
         if isinstance(actual, pl.Struct | pl.List):
             shape = "an object" if isinstance(actual, pl.Struct) else "a list"
             wrong = _say(path, f"must be a single value, not {shape}")
-            return self._finish(self._missing(spec, path), expr.is_not_null(), wrong)
+            # Required or not, a row that gives a list here hears about the list, not "required".
+            node = Node(self._missing(spec, path).value, [], [])
+            return self._required(self._finish(node, expr.is_not_null(), wrong), expr, spec, path)
         if kind == "enum":
             return self._enum(expr, actual, spec, path)
         if kind in ("int", "float"):
