@@ -24,6 +24,7 @@ from polars.io.plugins import register_io_source
 
 from mbcnav.cohort import DEFAULT_BATCH_ROWS, EVALUATION_THREADS, read
 from mbcnav.cohort.facts import BatchTables, Derivation
+from mbcnav.cohort.native import evaluate as native_engine
 from mbcnav.cohort.plan import build
 from mbcnav.cohort.rules import PolarsPlan
 from mbcnav.cohort.schema import ROW
@@ -52,12 +53,14 @@ class Summary:
 class Evaluator:
     """Knowledge base compiled for cohorts once; `batch` evaluates one validated frame."""
 
-    def __init__(self, kb: Knowledge | None = None) -> None:
+    def __init__(self, kb: Knowledge | None = None, compiled: bool = True) -> None:
+        """`compiled`: use the compiled passes (cohort/native) when they build; False: Polars only."""
         self.kb = kb or knowledge()
         self.derivation = Derivation(self.kb.columns, self.kb.drug_classes)
         self.plan = build(self.kb)
         self.polars = PolarsPlan(self.plan)
         self.names = DrugNames()
+        self.native = native_engine.build(self.kb, self.derivation, self.polars) if compiled else None
 
     def check(self, frame: pl.DataFrame, names_hint: set[str] | None = None) -> Checked:
         return check(frame, self.names, names_hint)
@@ -68,6 +71,8 @@ class Evaluator:
 
     def results(self, valid: pl.DataFrame, drug_names: Iterable[str]) -> pl.DataFrame:
         tables = self.tables(valid, drug_names)
+        if self.native is not None:
+            return self.native.results(valid, tables, valid["patient_id"].has_nulls())
         facts = self.derivation.stages(valid, tables, KEEP)
         return self.polars.evaluate(facts, tables.names, tables.names.ids, valid["patient_id"].has_nulls())
 

@@ -1,0 +1,105 @@
+"""Compiled passes for the local cohort engine: C sources built once with the system compiler.
+
+The Polars derivation costs about 1-2 ns per expression and patient, and a cohort run evaluates
+hundreds of expressions per patient (decision 0005). The hot stages therefore also exist as C,
+one pass per patient, compiled on first use with the machine's C compiler (``cc``, or ``$CC``)
+into a shared library cached under the user's cache directory, keyed by a hash of the source and
+the compiler, then loaded with ctypes (which releases the GIL during the call, so two batches run
+on two cores).
+
+Where no compiler works, or with ``MBCNAV_NATIVE=0``, the Polars stages run instead: they are the
+reference, and the parity tests hold the two to the same results, column by column.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from functools import cache
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+HERE = Path(__file__).parent
+FLAGS = ("-fPIC", "-shared", "-std=c99", "-fno-strict-aliasing")
+_lock = threading.Lock()
+
+
+def enabled() -> bool:
+    """Compiled passes are used unless MBCNAV_NATIVE is set to 0 / false / no / off."""
+    return os.environ.get("MBCNAV_NATIVE", "1").strip().lower() not in {"0", "false", "no", "off"}
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("MBCNAV_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "mbcnav" / "native"
+
+
+@cache
+def compiler() -> tuple[str, str] | None:
+    """(compiler command, its version line), or None when the machine has none that runs."""
+    command = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if not command:
+        return None
+    try:
+        version = subprocess.run([command, "--version"], capture_output=True, text=True, timeout=30, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return command, version.stdout.splitlines()[0] if version.stdout else command
+
+
+def library(name: str, sources: dict[str, str], optimize: str = "-O2") -> ctypes.CDLL | None:
+    """`sources` (file name -> text; the first is compiled, the others are headers it includes)
+    built into a shared library, or None when compiled passes are off or the build fails.
+
+    The build is cached by content: a new knowledge base or a new mbcnav version builds anew,
+    a second run loads the cached file (a few milliseconds). `optimize`: gcc's level (the
+    generated program compiles in ~4 s at -O1 and ~15 s at -O2, and runs about as fast).
+    """
+    if not enabled():
+        return None
+    found = compiler()
+    if found is None:
+        log.warning("no C compiler found: cohorts run on the Polars stages only (slower)")
+        return None
+    command, version = found
+    key = repr((sorted(sources.items()), version, optimize, FLAGS, sys.platform))
+    digest = hashlib.sha256(key.encode()).hexdigest()[:24]
+    target = cache_dir() / f"{name}-{digest}.so"
+    with _lock:
+        if not target.exists() and not _build(command, [optimize, *FLAGS], sources, target):
+            return None
+        try:
+            return ctypes.CDLL(str(target))
+        except OSError as err:
+            log.warning("cannot load %s (%s): using the Polars stages", target, err)
+            return None
+
+
+def _build(command: str, flags: list[str], sources: dict[str, str], target: Path) -> bool:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="mbcnav-build-") as tmp:
+        for file, text in sources.items():
+            Path(tmp, file).write_text(text, encoding="utf-8")
+        main = Path(tmp, next(iter(sources)))
+        built = Path(tmp, "out.so")
+        try:
+            subprocess.run([command, *flags, "-o", str(built), str(main)], capture_output=True, text=True,
+                           timeout=300, check=True)
+        except subprocess.CalledProcessError as err:
+            log.warning("C build of %s failed, using the Polars stages:\n%s", main.name, err.stderr[-2000:])
+            return False
+        except (OSError, subprocess.SubprocessError) as err:
+            log.warning("C build of %s failed (%s): using the Polars stages", main.name, err)
+            return False
+        # Another process may build the same file at the same time: each renames its own copy.
+        staged = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}")
+        shutil.copyfile(built, staged)
+        os.replace(staged, target)
+    return True

@@ -1,0 +1,126 @@
+"""A validated batch -> its results through the compiled passes: facts.c, then the generated program.
+
+The same results as `Evaluator.results` on the Polars path (facts frame, condition columns, the
+plan over packed bits), without building the ~180 fact columns or the ~160 condition columns as
+Polars frames: facts.c writes the facts (and what the treatment given says) as Arrow-layout
+buffers, the program reads them 64 rows at a time and writes only what the results file holds.
+What stays in Polars is small: a few input fields read as they are, the generic ids of the
+distinct given lists, and turning masks into lists of ids.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import polars as pl
+
+from mbcnav.cohort import native
+from mbcnav.cohort.facts import BatchTables, Derivation
+from mbcnav.cohort.native import facts as compiled_facts
+from mbcnav.cohort.native.facts import PASSED, NativeFacts
+from mbcnav.cohort.native.program import (
+    INT_BITS,
+    Buffer,
+    Kind,
+    Outputs,
+    Program,
+    Unsupported,
+    bitmap,
+    compiled,
+    generate,
+    rows,
+)
+from mbcnav.cohort.rules import OUTPUT_COLUMNS, PolarsPlan, _as_lists, _generic_ids, _words
+from mbcnav.cohort.schema import ROW
+from mbcnav.knowledge.loader import Knowledge
+
+log = logging.getLogger(__name__)
+INTS = ("_decision_point", "_concordance")
+
+
+class NativeEngine:
+    """The knowledge base's facts, conditions and plan as compiled passes."""
+
+    def __init__(self, facts: NativeFacts, polars: PolarsPlan, program: Program) -> None:
+        self.facts = facts
+        self.polars = polars
+        self.program = program
+
+    def results(self, valid: pl.DataFrame, tables: BatchTables, unnamed: bool) -> pl.DataFrame:
+        n = valid.height
+        words = (n + 63) // 64
+        derived = self.facts.derive(valid, tables)
+        found = {**derived.buffers, **_passed(valid, words)}
+        planes = [found[f"_given_n_{b}"].values.view(np.uint64) for b in range(INT_BITS)]
+        found["_given_n"] = Buffer("bool", np.ascontiguousarray(np.stack(planes, axis=1)).reshape(-1), None)
+        out = self.program.run(n, found)
+        distinct = _generic_ids(valid["given_drugs"].gather(derived.first_rows), tables.names.ids)
+        return self._answer(valid, found, distinct.gather(pl.Series(derived.given_list)), out, unnamed)
+
+    def _answer(self, valid: pl.DataFrame, found: dict[str, Buffer], given_ids: pl.Series, out: Outputs,
+                unnamed: bool) -> pl.DataFrame:
+        """The same columns as `PolarsPlan.answer`, from the program's outputs."""
+        n = valid.height
+        positions = [_ints(name, out.values[name], out.known[name], n) for name in INTS]
+        frame = pl.DataFrame([
+            valid[ROW], valid["patient_id"], *(self.facts.series(c, found[c], n) for c in ("subtype", "her2", "line")),
+            given_ids, *positions,
+        ])
+        masks = [pl.Series(f"{name}#{w}", word[:n].view(np.int64))
+                 for name, words in out.masks.items() for w, word in enumerate(words)]
+        scalar = frame.select(self.polars.scalars(unnamed)).with_columns(masks)
+        lists = [_as_lists(scalar, name, items) for name, items in self.polars.lists.items()]
+        return scalar.with_columns(lists).select(OUTPUT_COLUMNS)
+
+
+def build(kb: Knowledge, derivation: Derivation, polars: PolarsPlan) -> NativeEngine | None:
+    """The compiled engine for this knowledge base, or None (compiled passes off, no compiler, or a
+    text the generator does not translate: the Polars path then runs, with a warning)."""
+    if not native.enabled():
+        return None
+    facts = compiled_facts.build(derivation, polars.plan)
+    if facts is None:
+        return None
+    try:
+        generated = generate(polars.plan.conditions, polars.plan.steps, kb.columns, _layout(kb, facts),
+                             {name: [[c for c, _ in chunk] for chunk in _words(items)]
+                              for name, items in polars.lists.items()}, INTS)
+    except Unsupported as err:
+        log.warning("cohort plan not compiled (%s): using the Polars stages", err)
+        return None
+    program = compiled(generated)
+    return None if program is None else NativeEngine(facts, polars, program)
+
+
+def _layout(kb: Knowledge, facts: NativeFacts) -> dict[str, tuple[Kind, tuple[str, ...]]]:
+    """Every column the program may read: facts.c's outputs (facts, the given flags), passed-through facts."""
+    layout: dict[str, tuple[Kind, tuple[str, ...]]] = {}
+    for name, kind in facts.outputs:
+        if kind == "enum":
+            layout[name] = ("code", tuple(facts.derivation.enum(name).categories.to_list()))
+        else:
+            layout[name] = (kind, ())
+    for name in PASSED:
+        layout[name] = ("bool", ()) if kb.columns[name].type == "bool" else ("number", ())
+    layout["_given_n"] = ("int", ())
+    return layout
+
+
+def _passed(valid: pl.DataFrame, words: int) -> dict[str, Buffer]:
+    """Facts that are input fields as they are: numbers as doubles, booleans as bitmaps."""
+    out = {}
+    for series in valid.select(**PASSED):
+        known = bitmap(series.is_not_null().to_numpy(), words) if series.has_nulls() else None
+        if series.dtype == pl.Boolean:
+            out[series.name] = Buffer("bool", bitmap(series.fill_null(False).to_numpy(), words), known)
+        else:
+            numbers = rows(series.cast(pl.Float64).fill_null(0.0).to_numpy(), words, np.float64)
+            out[series.name] = Buffer("number", numbers, known)
+    return out
+
+
+def _ints(name: str, values: np.ndarray, known: np.ndarray, n: int) -> pl.Series:
+    valid = np.unpackbits(known.view(np.uint8), count=n, bitorder="little").view(np.bool_)
+    series = pl.Series(name, values[:n])
+    return series if valid.all() else series.set(pl.Series(~valid), None)

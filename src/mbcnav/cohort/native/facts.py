@@ -1,0 +1,417 @@
+"""Fact derivation as one compiled pass (facts.c): validated batch columns in, fact columns out.
+
+The twin of `Derivation.stages` (cohort/facts.py), which stays the reference: the same columns,
+types and values, NULLs included (tests/cohort/test_native.py holds the two together). Polars
+picks the inputs out of the nested batch (zero-copy where it can), segments.py maps list items
+to positions as it does for the Polars path, and facts.c reads them as Arrow buffers and writes
+Arrow buffers back, which become the fact columns without a copy.
+
+Everything the C needs to know about the schema (category codes, positions of inputs and
+outputs, site bits, flag counts) is written into a generated header, so a change to the profile
+model or to facts.yaml changes the source and so the cached build.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+import pyarrow as pa  # type: ignore[import-untyped]
+
+from mbcnav.cohort import native, segments
+from mbcnav.cohort.facts import BatchTables, Derivation, _exported, _f
+from mbcnav.cohort.native.program import INT_BITS, Buffer
+from mbcnav.cohort.plan import TRIAL, Plan
+from mbcnav.cohort.schema import instance
+from mbcnav.cohort.tables import CONDITION_COLUMNS, ENTRY_CLASSES, SITE_BITS
+from mbcnav.cohort.validate import canonical_schema
+from mbcnav.facts import VISCERAL_SITES
+from mbcnav.profile import CONDITIONS, SITES
+
+Kind = Literal["bool", "enum", "number"]   # Buffer kinds
+
+# Inputs, in the order of `in[]` (IN_<name> in the header).
+INPUTS: dict[str, pl.Expr] = {
+    "sex": pl.col("sex"),
+    "age": pl.col("age"),
+    "menopausal_status": pl.col("menopausal_status"),
+    "ovarian_function_suppressed": pl.col("ovarian_function_suppressed"),
+    **{name: _f("tumor", name) for name in ("er", "pr")},
+    "ihc": _f("tumor", "her2", "ihc"),
+    "ish": _f("tumor", "her2", "ish"),
+    **{name: _f("tumor", name) for name in ("pik3ca", "akt1", "pten", "esr1", "germline_brca", "germline_palb2",
+                                           "msi", "ntrk_fusion")},
+    "presentation": _f("disease", "presentation"),
+    "brain": _f("disease", "brain_metastases"),
+    "brain_active": _f("disease", "brain_metastases", "active"),
+    "brain_symptomatic": _f("disease", "brain_metastases", "symptomatic"),
+    "brain_count": _f("disease", "brain_metastases", "count"),
+}
+
+# Facts that are input fields as they are (Derivation reads them the same way).
+PASSED: dict[str, pl.Expr] = {
+    "age": pl.col("age"),
+    "pdl1_cps": _f("tumor", "pdl1_cps"),
+    "tmb": _f("tumor", "tmb"),
+    **{name: _f("disease", name) for name in ("visceral_crisis", "symptomatic", "spinal_cord_compression",
+                                              "oligometastatic")},
+    "ecog": _f("health", "ecog"),
+    "lvef": _f("health", "lvef_percent"),
+}
+
+_HEAD: list[tuple[str, Kind]] = [
+    ("sex", "enum"), ("menopause", "enum"), ("postmenopausal", "bool"), ("needs_ovarian_suppression", "bool"),
+    ("ovarian_suppressed", "bool"), ("er", "enum"), ("pr", "enum"), ("er_low", "bool"), ("hr", "enum"),
+    ("her2", "enum"), ("her2_negative", "bool"), ("her2_equivocal", "bool"), ("subtype", "enum"),
+    ("pik3ca", "enum"), ("akt1", "enum"), ("pten", "enum"), ("esr1", "enum"), ("pi3k_pathway_altered", "bool"),
+    ("gbrca", "enum"), ("gbrca_mutated", "bool"), ("gpalb2", "enum"), ("msi", "enum"), ("ntrk", "enum"),
+    ("sites_known", "bool"),
+]
+_DISEASE: list[tuple[str, Kind]] = [
+    ("visceral", "bool"), ("bone_only", "bool"), ("site_count", "number"), ("brain_mets", "bool"),
+    ("brain_active", "bool"), ("brain_symptomatic", "bool"), ("brain_count", "number"),
+    ("local_recurrence", "bool"), ("presentation", "enum"),
+]
+_HISTORY: list[tuple[str, Kind]] = [
+    ("met_lines", "number"), ("line", "number"), ("met_chemo_lines", "number"), ("met_antiher2_lines", "number"),
+    ("met_endocrine_lines", "number"), ("on_treatment", "bool"), ("progressed_on_et_met", "bool"),
+    ("early_endocrine", "bool"), ("early_chemo", "bool"), ("early_antiher2", "bool"),
+    ("early_immunotherapy", "bool"), ("endocrine_sensitivity", "enum"), ("et_free_months", "number"),
+    ("dfi_months", "number"), ("chemo_relapse_6m", "bool"), ("antiher2_relapse_6m", "bool"),
+    ("taking_qt_drug", "bool"),
+]
+OUTCOMES = ("history", "metastatic", "outcome")
+
+
+def _symbol(text: str) -> str:
+    return re.sub(r"[^0-9A-Za-z_]", "_", text.replace("+", "p"))
+
+
+class _Column(ctypes.Structure):
+    _fields_ = [("values", ctypes.c_void_p), ("valid", ctypes.c_void_p), ("offset", ctypes.c_int64)]
+
+
+class _Output(ctypes.Structure):
+    _fields_ = [("values", ctypes.c_void_p), ("valid", ctypes.c_void_p)]
+
+
+class _List(ctypes.Structure):
+    _fields_ = [("offsets", ctypes.c_void_p), ("valid", ctypes.c_void_p)]
+
+
+_P = ctypes.c_void_p
+
+
+class _Lists(ctypes.Structure):
+    _fields_ = [
+        ("met", _List), ("met_drugs_at", _P), ("met_drugs", _P), ("met_outcome", _P),
+        ("early", _List), ("early_drugs_at", _P), ("early_drugs", _P), ("early_months", _P),
+        ("early_months_known", _P),
+        ("sites", _List), ("site_codes", _P), ("conditions", _List), ("condition_codes", _P),
+        ("medications", _List), ("medication_qt", _P), ("name_flags", _P), ("n_names", ctypes.c_int64),
+        ("given", _List), ("given_codes", _P), ("given_table", _P),
+    ]
+
+
+@dataclass
+class _Keep:
+    """Buffers the C reads or writes: referenced here until the call returns."""
+
+    items: list[object]
+
+    def ptr(self, array: npt.NDArray[np.generic]) -> int:
+        array = np.ascontiguousarray(array)
+        self.items.append(array)
+        return int(array.ctypes.data)
+
+
+@dataclass(frozen=True)
+class Derived:
+    """One batch through facts.c: the fact (and given-treatment) buffers, and the distinct given
+    lists (per row its list number, per list its first row)."""
+
+    buffers: dict[str, Buffer]
+    given_list: npt.NDArray[np.int32]
+    first_rows: npt.NDArray[np.int64]
+
+
+class NativeFacts:
+    """facts.c built for this knowledge base's fact columns, drug flags and the plan's given drugs."""
+
+    def __init__(self, derivation: Derivation, plan: Plan, lib: ctypes.CDLL) -> None:
+        self.derivation = derivation
+        self.plan = plan
+        self.outputs = outputs(derivation, plan)
+        self.fn = lib.mbcnav_facts
+        self.fn.restype = ctypes.c_int
+        self.fn.argtypes = [ctypes.c_int64, ctypes.POINTER(_Column), ctypes.POINTER(_Lists),
+                            ctypes.POINTER(_Output), _P, ctypes.c_int64]
+        self.categories = {name: pl.Series(derivation.enum(name).categories.to_list(), dtype=derivation.enum(name))
+                           for name, kind in self.outputs if kind == "enum"}
+        self.flags = flag_names(derivation)
+        self.first_never_null = len(self.outputs) - 2 * len(self.flags) - len(given_outputs(plan))
+        self.lists_fn = lib.mbcnav_given_lists
+        self.lists_fn.restype = ctypes.c_int64
+        self.lists_fn.argtypes = [ctypes.c_int64, ctypes.POINTER(_Lists), _P, _P, _P, ctypes.c_int64]
+        self.outcomes = list(_allowed(OUTCOMES))
+
+    def derive(self, valid: pl.DataFrame, tables: BatchTables) -> Derived:
+        """Every fact facts.c derives, as Arrow-layout buffers padded to whole 64-row words."""
+        n = valid.height
+        hold = _Keep([])
+        inputs = valid.select(**INPUTS)
+        columns = (_Column * len(INPUTS))(*(_column(inputs[name], hold) for name in INPUTS))
+        lists, scratch = self._lists(valid, tables, hold)
+        found = {name: Buffer(kind, *_buffers(kind, n, i >= self.first_never_null))
+                 for i, (name, kind) in enumerate(self.outputs)}
+        out = (_Output * len(found))(*(_Output(hold.ptr(b.values), None if b.valid is None else hold.ptr(b.valid))
+                                       for b in found.values()))
+        if self.fn(n, columns, ctypes.byref(lists), out, hold.ptr(scratch), scratch.size) != 0:
+            raise RuntimeError("facts.c: a history longer than its scratch space")   # sized in _lists
+        row_list = np.zeros(n, dtype=np.int32)
+        capacity = 1 << 12
+        while True:   # a batch rarely records more than a few hundred distinct regimens
+            first_rows = np.zeros(capacity, dtype=np.int64)
+            table = np.full(capacity, -1, dtype=np.int64)
+            count = self.lists_fn(n, ctypes.byref(lists), hold.ptr(row_list), hold.ptr(first_rows),
+                                  hold.ptr(table), capacity)
+            if count >= 0:
+                return Derived(found, row_list, first_rows[:count])
+            capacity *= 4
+
+    def stages(self, valid: pl.DataFrame, tables: BatchTables, keep: Sequence[str]) -> pl.LazyFrame:
+        """The same frame as `Derivation.stages(valid, tables, keep)`, from one compiled pass."""
+        found = self.derive(valid, tables).buffers
+        derived = [self.series(name, found[name], valid.height) for name, _ in self.outputs
+                   if name in self.derivation.columns]
+        frame = pl.DataFrame([*valid.select(*keep, **PASSED), *derived])
+        return frame.lazy().select([*keep, *self.derivation.columns])
+
+    def series(self, name: str, buffer: Buffer, n: int) -> pl.Series:
+        """A fact's buffers as its Polars column (Enums through their categories)."""
+        return self._series(name, buffer.kind, buffer.values, buffer.valid, n)
+
+    def _series(self, name: str, kind: Kind, values: npt.NDArray[np.generic],
+                valid_bits: npt.NDArray[np.uint8] | None, n: int) -> pl.Series:
+        mask = None if valid_bits is None else pa.py_buffer(valid_bits)
+        if kind == "bool":
+            return pl.Series(name, pa.Array.from_buffers(pa.bool_(), n, [mask, pa.py_buffer(values)]))
+        if kind == "number":
+            return pl.Series(name, pa.Array.from_buffers(pa.float64(), n, [mask, pa.py_buffer(values)]))
+        codes = pl.Series(pa.Array.from_buffers(pa.uint8(), n, [mask, pa.py_buffer(values)]))
+        return self.categories[name].gather(codes).alias(name)
+
+    def _lists(self, valid: pl.DataFrame, tables: BatchTables, hold: _Keep) -> tuple[_Lists, npt.NDArray[np.uint64]]:
+        entry = pl.element().struct.field
+        picked = valid.select(
+            met=_f("history", "metastatic").list.eval(entry("drugs")),
+            outcome=_f("history", "metastatic").list.eval(entry("outcome")),
+            early=_f("history", "early").list.eval(entry("drugs")),
+            months=_f("history", "early").list.eval(entry("months_since_end")),
+            sites=_f("disease", "sites"),
+            conditions=_f("health", "conditions"),
+            medications=pl.col("current_medications"),
+            given=pl.col("given_drugs"),
+        ).rechunk()
+        arrays, categories = {}, {}
+        for name in picked.columns:
+            arrays[name], categories[name] = _exported(picked[name])
+        names = tables.names.names
+        out = _Lists()
+        scratch = 1
+        for part in ("met", "early"):
+            offsets, drugs = _offsets(arrays[part]), arrays[part].values
+            entry_offsets = np.asarray(drugs.offsets, dtype=np.int64)
+            codes = segments.codes(drugs.values, names, len(names), categories[part])
+            setattr(out, part, _List(hold.ptr(offsets), hold.ptr(_present(arrays[part]))))
+            setattr(out, f"{part}_drugs_at", hold.ptr(entry_offsets))
+            setattr(out, f"{part}_drugs", hold.ptr(codes))
+            scratch = max(scratch, int(np.diff(offsets).max(initial=0)))
+        outcome = segments.codes(arrays["outcome"].values, self.outcomes, -1, categories["outcome"])
+        out.met_outcome = hold.ptr(_aligned(outcome, _offsets(arrays["outcome"]), _offsets(arrays["met"])))
+        months = arrays["months"].values
+        known = np.asarray(months.is_valid(), dtype=np.uint8)
+        values = np.asarray(months.fill_null(0.0), dtype=np.float64)
+        month_offsets, early_offsets = _offsets(arrays["months"]), _offsets(arrays["early"])
+        out.early_months = hold.ptr(_aligned(values, month_offsets, early_offsets))
+        out.early_months_known = hold.ptr(_aligned(known, month_offsets, early_offsets))
+        for part, items in (("sites", SITES), ("conditions", CONDITIONS)):
+            setattr(out, part, _List(hold.ptr(_offsets(arrays[part])), hold.ptr(_present(arrays[part]))))
+            codes = segments.codes(arrays[part].values, list(items), 63, categories[part])
+            setattr(out, f"{part[:-1] if part == 'sites' else 'condition'}_codes", hold.ptr(codes))
+        qt = list(tables.qt_names)
+        meds = arrays["medications"]
+        out.medications = _List(hold.ptr(_offsets(meds)), None)
+        out.medication_qt = hold.ptr((segments.codes(meds.values, qt, len(qt), categories["medications"])
+                                      < len(qt)).astype(np.uint8))
+        out.name_flags = hold.ptr(self._name_flags(names, tables))
+        out.n_names = len(names)
+        given = arrays["given"]
+        out.given = _List(hold.ptr(_offsets(given)), hold.ptr(_present(given)))
+        out.given_codes = hold.ptr(segments.codes(given.values, names, len(names), categories["given"]))
+        out.given_table = hold.ptr(self._given_table(names, tables))
+        return out, np.zeros(scratch, dtype=np.uint64)
+
+    def _given_table(self, names: Sequence[str], tables: BatchTables) -> npt.NDArray[np.uint64]:
+        """Per drug name (and a last row for unknown names): which of the plan's given drugs it is
+        (through combination parts, as PolarsPlan.given), then whether it is something else, a trial."""
+        plan = self.plan
+        known = {*plan.given, *plan.not_systemic, TRIAL}
+        width = len(plan.given) + 2
+        table = np.zeros((len(names) + 1, (width + 63) // 64), dtype=np.uint64)
+        for row, name in enumerate(names):
+            parts = plan.parts(tables.names.ids.get(name, ()))
+            bits = [d in parts for d in plan.given] + [any(p not in known for p in parts), TRIAL in parts]
+            for b, on in enumerate(bits):
+                if on:
+                    table[row, b // 64] |= np.uint64(1 << (b % 64))
+        return table
+
+    def _name_flags(self, names: Sequence[str], tables: BatchTables) -> npt.NDArray[np.uint64]:
+        """Per drug name (and a last row for unknown names): entry-class bits, then flag bits."""
+        words = flag_words(len(self.flags))
+        table = np.zeros((len(names) + 1, words), dtype=np.uint64)
+        drugs = self.derivation.drugs
+        for row, name in enumerate(names):
+            expanded = drugs.expand(tables.names.ids.get(name, ()))
+            classes = drugs.classes_of(expanded)
+            bits = [cls in classes for cls in ENTRY_CLASSES]
+            bits += [(flag in classes) if kind == "class" else (flag in expanded) for kind, flag in self.flags]
+            for b, on in enumerate(bits):
+                if on:
+                    table[row, b // 64] |= np.uint64(1 << (b % 64))
+        return table
+
+
+def flag_names(derivation: Derivation) -> list[tuple[str, str]]:
+    return [("class", c) for c in derivation.flag_classes] + [("drug", d) for d in derivation.flag_drugs]
+
+
+def flag_words(flags: int) -> int:
+    return (len(ENTRY_CLASSES) + flags + 63) // 64
+
+
+def given_outputs(plan: Plan) -> list[tuple[str, Kind]]:
+    """What PolarsPlan.given reads about the treatment given, `_given_n` as its bit planes."""
+    return [*((f"_g_{d}", "bool") for d in plan.given), ("_given_other", "bool"), ("_given_trial", "bool"),
+            ("_given_none", "bool"), *((f"_given_n_{b}", "bool") for b in range(INT_BITS))]
+
+
+def outputs(derivation: Derivation, plan: Plan) -> list[tuple[str, Kind]]:
+    """The C's outputs in the order of `out[]`: facts, the treatment given, then drug flags."""
+    boolean: Kind = "bool"
+    sites = [(f"site_{s}", boolean) for s in SITES]
+    conditions = [(CONDITION_COLUMNS[c], boolean) for c in CONDITIONS]
+    flags = [(f"{when}_{flag}", boolean) for _, flag in flag_names(derivation) for when in ("met", "prior")]
+    return [*_HEAD, *sites, *_DISEASE, *conditions, *_HISTORY, *given_outputs(plan), *flags]
+
+
+def header(derivation: Derivation, plan: Plan) -> str:
+    """facts_layout.h: positions and codes facts.c is written against."""
+    lines = ["/* Generated by mbcnav/cohort/native/facts.py: do not edit. */"]
+    lines += [f"#define IN_{name} {i}" for i, name in enumerate(INPUTS)]
+    schema = pl.LazyFrame(schema=canonical_schema()).select(**INPUTS).collect_schema()
+    for name, dtype in schema.items():
+        if isinstance(dtype, pl.Enum):
+            lines += [f"#define C_{name}_{_symbol(v)} {i}" for i, v in enumerate(dtype.categories.to_list())]
+    lines += [f"#define C_outcome_{_symbol(v)} {i}" for i, v in enumerate(_allowed(OUTCOMES))]
+    every = outputs(derivation, plan)
+    kinds = {"bool": 0, "enum": 1, "number": 2}
+    lines += [f"#define OUTPUTS {len(every)}",
+              f"static const unsigned char OUT_KIND[OUTPUTS] = {{{', '.join(str(kinds[k]) for _, k in every)}}};"]
+    for i, (name, kind) in enumerate(every):
+        lines.append(f"#define OUT_{name} {i}")
+        if kind == "enum":
+            categories = derivation.enum(name).categories.to_list()
+            lines += [f"#define O_{name}_{_symbol(v)} {c}" for c, v in enumerate(categories)]
+    lines += [
+        f"#define OUT_site_first {every.index(('site_' + SITES[0], 'bool'))}",
+        f"#define OUT_condition_first {every.index((CONDITION_COLUMNS[CONDITIONS[0]], 'bool'))}",
+        f"#define OUT_flag_first {len(every) - 2 * len(flag_names(derivation))}",
+        f"#define SITE_COUNT {len(SITES)}",
+        f"#define CONDITION_COUNT {len(CONDITIONS)}",
+        *(f"#define SITE_{s} {bit}ull" for s, bit in SITE_BITS.items()),
+        f"#define SITES_VISCERAL {sum(SITE_BITS[s] for s in VISCERAL_SITES)}ull",
+        f"#define SITES_LOCAL {SITE_BITS['chest_wall'] | SITE_BITS['breast']}ull",
+        f"#define ENTRY_CLASSES {len(ENTRY_CLASSES)}",
+        *(f"#define CLASS_{c} {i}" for i, c in enumerate(ENTRY_CLASSES)),
+        f"#define FLAGS {len(flag_names(derivation))}",
+        f"#define FLAG_WORDS {flag_words(len(flag_names(derivation)))}",
+        f"#define GIVEN {len(plan.given)}",
+        f"#define GIVEN_WORDS {(len(plan.given) + 2 + 63) // 64}",
+        f"#define OUT_given_first {every.index(('_g_' + plan.given[0], 'bool')) if plan.given else 0}",
+        f"#define OUT_given_none {every.index(('_given_none', 'bool'))}",
+        f"#define OUT_given_n_first {every.index(('_given_n_0', 'bool'))}",
+        f"#define INT_BITS {INT_BITS}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def build(derivation: Derivation, plan: Plan) -> NativeFacts | None:
+    """facts.c compiled for this derivation and plan, or None (no compiler, or compiled passes off)."""
+    source = (native.HERE / "facts.c").read_text(encoding="utf-8")
+    lib = native.library("facts", {"facts.c": source, "facts_layout.h": header(derivation, plan)})
+    return None if lib is None else NativeFacts(derivation, plan, lib)
+
+
+def _allowed(path: tuple[str, ...]) -> tuple[str, ...]:
+    dtype: pl.DataType = canonical_schema()[path[0]]
+    for name in path[1:]:
+        while isinstance(dtype, pl.List):
+            dtype = instance(dtype.inner)
+        assert isinstance(dtype, pl.Struct)
+        dtype = instance(next(f.dtype for f in dtype.fields if f.name == name))
+    assert isinstance(dtype, pl.Enum)
+    return tuple(dtype.categories.to_list())
+
+
+def _offsets(array: pa.Array) -> npt.NDArray[np.int64]:
+    return np.asarray(array.offsets, dtype=np.int64)
+
+
+def _present(array: pa.Array) -> npt.NDArray[np.uint8]:
+    return np.asarray(array.is_valid(), dtype=np.uint8)
+
+
+def _aligned(values: npt.NDArray[np.generic], own: npt.NDArray[np.int64],
+             target: npt.NDArray[np.int64]) -> npt.NDArray[np.generic]:
+    """Per-entry values moved from `own`'s entry positions to `target`'s: two list columns over
+    the same entries may place them differently in their children."""
+    if np.array_equal(own, target):
+        return values
+    lengths = np.diff(target)
+    rows = np.repeat(np.arange(lengths.size), lengths)
+    within = np.arange(rows.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    out = np.zeros(int(target[-1]) if target.size else 0, dtype=values.dtype)
+    out[target[:-1][rows] + within] = values[own[:-1][rows] + within]
+    return out
+
+
+def _buffers(kind: Kind, n: int, never_null: bool) -> tuple[npt.NDArray[np.generic], npt.NDArray[np.uint8] | None]:
+    """Zeroed output buffers; bitmaps in whole 64-bit words (facts.c writes a word per 64 rows)."""
+    rows = (n + 63) // 64 * 64
+    valid = None if never_null else np.zeros(rows // 8, dtype=np.uint8)
+    if kind == "bool":
+        return np.zeros(rows // 8, dtype=np.uint8), valid
+    if kind == "number":
+        return np.zeros(rows, dtype=np.float64), valid
+    return np.zeros(rows, dtype=np.uint8), valid
+
+
+def _column(series: pl.Series, hold: _Keep) -> _Column:
+    """A Polars column as Arrow buffers: validity bitmap, values (Enums as their uint8 codes)."""
+    physical = series.rechunk().to_physical()
+    if isinstance(series.dtype, pl.Enum) and physical.dtype != pl.UInt8:
+        raise TypeError(f"{series.name}: facts.c reads Enum codes as bytes, not {physical.dtype}")
+    array = physical.to_arrow()
+    hold.items.append(array)
+    buffers = array.buffers()
+    validity = buffers[0].address if buffers[0] is not None else None
+    values = buffers[1].address if len(buffers) > 1 and buffers[1] is not None else None
+    return _Column(values, validity, array.offset)

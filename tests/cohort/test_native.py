@@ -1,0 +1,288 @@
+"""The compiled passes (cohort/native) give what the Polars path gives: program, facts, whole results.
+
+The Polars path is the reference (itself held to the one-patient engine by test_parity.py, which
+runs the compiled passes since they are the default). Here: generated programs against Polars'
+own SQL on random texts and rows, NULLs included; facts.c against the Polars derivation; whole
+batches both ways; and the fallbacks when nothing can be compiled.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from mbcnav.cohort import local, native
+from mbcnav.cohort.local import KEEP, Evaluator
+from mbcnav.cohort.native import evaluate as native_engine
+from mbcnav.cohort.native.program import Buffer, Unsupported, bitmap, compiled, generate, planes, rows
+from mbcnav.condition import Column
+from tests.cohort.test_bits import _bool_sql, _int_sql
+
+BOOLS, INTS, TEXT = ("a", "b", "c"), ("i", "j"), "s"
+CATEGORIES = ("x", "y", "z")
+COLUMNS = {**{c: Column(c, "bool") for c in BOOLS}, "num": Column("num", "number"),
+           "txt": Column("txt", "text", frozenset(CATEGORIES))}
+LAYOUT: dict[str, Any] = {**{c: ("bool", ()) for c in BOOLS}, **{c: ("int", ()) for c in INTS},
+                          TEXT: ("code", CATEGORIES), "num": ("number", ()), "txt": ("code", CATEGORIES)}
+ROWS = st.lists(st.fixed_dictionaries({
+    **{c: st.none() | st.booleans() for c in BOOLS},
+    **{c: st.none() | st.integers(0, 3) for c in INTS},
+    TEXT: st.none() | st.sampled_from(CATEGORIES),
+    "num": st.none() | st.sampled_from([0.0, 1.0, 2.5, 10.0, 12.0]),
+    "txt": st.none() | st.sampled_from(CATEGORIES),
+}), min_size=1, max_size=150)
+SCHEMA = {**{c: pl.Boolean for c in BOOLS}, **{c: pl.Int32 for c in INTS}, TEXT: pl.Enum(CATEGORIES),
+          "num": pl.Float64, "txt": pl.Enum(CATEGORIES)}
+
+
+def _buffers(frame: pl.DataFrame) -> dict[str, Buffer]:
+    words = (frame.height + 63) // 64
+    out = {}
+    for series in frame:
+        known = bitmap(series.is_not_null().to_numpy(), words) if series.has_nulls() else None
+        if series.dtype == pl.Boolean:
+            out[series.name] = Buffer("bool", bitmap(series.fill_null(False).to_numpy(), words), known)
+        elif series.dtype == pl.Int32:
+            out[series.name] = Buffer("bool", planes(series.fill_null(0).to_numpy(), words), known)
+        elif series.dtype == pl.Float64:
+            out[series.name] = Buffer("number", rows(series.fill_null(0.0).to_numpy(), words, np.float64), known)
+        else:
+            codes = series.to_physical().fill_null(0).to_numpy()
+            out[series.name] = Buffer("enum", rows(codes, words, np.uint8), known)
+    return out
+
+
+def _run(frame: pl.DataFrame, bools: list[str], ints: list[str], conditions: dict[str, str] | None = None
+         ) -> tuple[list[list[bool | None]], list[list[int | None]]]:
+    """Each text's values per row from a compiled program (booleans through `x` and `NOT x`)."""
+    steps = [{f"_b{k}": t for k, t in enumerate(bools)}, {f"_n{k}": f"(NOT _b{k})" for k in range(len(bools))},
+             {f"_i{k}": t for k, t in enumerate(ints)}]
+    lists = {f"l{k}": [[f"_b{k}", f"_n{k}"]] for k in range(len(bools))}
+    generated = generate(conditions or {}, steps, COLUMNS, LAYOUT, lists, [f"_i{k}" for k in range(len(ints))])
+    program = compiled(generated)
+    assert program is not None, "the test machine must be able to compile (cc)"
+    out = program.run(frame.height, _buffers(frame))
+    found_bools = []
+    for k in range(len(bools)):
+        word = out.masks[f"l{k}"][0][:frame.height]
+        found_bools.append([True if w & 1 else False if w & 2 else None for w in word.tolist()])
+    found_ints = []
+    for k in range(len(ints)):
+        known = np.unpackbits(out.known[f"_i{k}"].view(np.uint8), count=frame.height, bitorder="little")
+        values = out.values[f"_i{k}"][:frame.height].tolist()
+        found_ints.append([v if ok else None for v, ok in zip(values, known.tolist(), strict=True)])
+    return found_bools, found_ints
+
+
+def _polars(frame: pl.DataFrame, text: str) -> list[Any] | None:
+    """Polars' answer, or None where Polars has none (see test_bits._both: a folded constant
+    against a CASE without ELSE, which plan.py never writes)."""
+    try:
+        return frame.with_columns(pl.sql_expr(text).alias("_x"))["_x"].to_list()
+    except pl.exceptions.InvalidOperationError as err:
+        if "broadcasted" in str(err):
+            return None
+        raise
+
+
+def _answered(frame: pl.DataFrame, texts: list[str], ints: bool = False) -> dict[str, list[Any]]:
+    """Texts with their Polars answers; integer results must fit the program's 8-bit inputs."""
+    out = {}
+    for text in dict.fromkeys(texts):
+        values = _polars(frame, text)
+        if values is not None and not (ints and any(v is not None and not 0 <= v < 256 for v in values)):
+            out[text] = values
+    return out
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(bools=st.lists(_bool_sql(3), min_size=1, max_size=20), ints=st.lists(_int_sql(2), min_size=1, max_size=6),
+       rows_=ROWS)
+def test_generated_programs_match_polars_sql(bools: list[str], ints: list[str], rows_: list[dict[str, Any]]) -> None:
+    frame = pl.DataFrame(rows_, schema=SCHEMA)
+    expected_bools, expected_ints = _answered(frame, bools), _answered(frame, ints, ints=True)
+    assume(expected_bools and expected_ints)
+    got_bools, got_ints = _run(frame, list(expected_bools), list(expected_ints))
+    for (text, want), got in zip(expected_bools.items(), got_bools, strict=True):
+        assert got == want, text
+    for (text, want), got in zip(expected_ints.items(), got_ints, strict=True):
+        assert got == want, text
+
+
+def _condition() -> st.SearchStrategy[str]:
+    """Condition texts as the knowledge base writes them: facts compared with literals."""
+    number = st.sampled_from(["0", "1", "2.5", "10", "11"])
+    operator = st.sampled_from(["=", "<>", ">", ">=", "<", "<="])
+    text = st.sampled_from(CATEGORIES).map(lambda v: f"'{v}'")
+    atoms = st.one_of(
+        st.sampled_from(BOOLS),
+        st.tuples(operator, number).map(lambda p: f"num {p[0]} {p[1]}"),
+        st.tuples(number, operator).map(lambda p: f"{p[0]} {p[1]} num"),
+        st.tuples(number, operator, number).map(lambda p: f"COALESCE(num, {p[0]}) {p[1]} {p[2]}"),
+        st.tuples(st.sampled_from(["=", "<>"]), text).map(lambda p: f"txt {p[0]} {p[1]}"),
+        st.tuples(text, st.sampled_from(["=", "<>"]), text).map(lambda p: f"COALESCE(txt, {p[0]}) {p[1]} {p[2]}"),
+        st.lists(text, min_size=1, max_size=3).map(lambda v: f"txt IN ({', '.join(v)})"),
+        st.sampled_from(["num IS NULL", "txt IS NOT NULL", "a IS NULL", "(a AND b) IS NOT NULL"]),
+    )
+    return st.recursive(atoms, lambda inner: st.one_of(
+        st.tuples(inner, inner).map(lambda p: f"({p[0]} AND {p[1]})"),
+        st.tuples(inner, inner).map(lambda p: f"({p[0]} OR {p[1]})"),
+        inner.map(lambda p: f"NOT ({p})"),
+        st.tuples(inner, st.sampled_from(["TRUE", "FALSE"])).map(lambda p: f"COALESCE({p[0]}, {p[1]})"),
+    ), max_leaves=6)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(texts=st.lists(_condition(), min_size=1, max_size=25, unique=True), rows_=ROWS)
+def test_condition_texts_compile_to_what_polars_sql_gives(texts: list[str], rows_: list[dict[str, Any]]) -> None:
+    frame = pl.DataFrame(rows_, schema=SCHEMA)
+    conditions = {f"_c{k}": t for k, t in enumerate(texts)}
+    got, _ = _run(frame, list(conditions), [], conditions)
+    for text, found in zip(texts, got, strict=True):
+        assert found == _polars(frame, text), text
+
+
+@pytest.mark.parametrize("text", ["num > num", "txt < 'y'", "num + 1 > 2", "a = TRUE"])
+def test_constructs_outside_the_translation_are_refused_when_generated(text: str) -> None:
+    with pytest.raises(Unsupported):
+        generate({"_c0": text}, [], COLUMNS, LAYOUT, {"l": [["_c0"]]}, [])
+
+
+# -- the knowledge base's own passes -----------------------------------------------------------------
+
+def test_the_shipped_knowledge_base_compiles() -> None:
+    """CI has a C compiler: the compiled passes must build there, not fall back silently."""
+    ev = Evaluator()
+    assert ev.native is not None
+    assert ev.native.program.generated.atoms > 20
+    assert len(ev.native.program.generated.inputs) > 100
+
+
+def _batches(path: Path, ev: Evaluator, rows_: int) -> list[tuple[pl.DataFrame, set[str]]]:
+    _, found = local.batches(path, rows_)
+    out = []
+    for batch in found:
+        for frame in batch.frames:
+            checked = ev.check(frame, batch.drug_names)
+            out.append((checked.valid, set(checked.drug_names)))
+    return out
+
+
+def test_compiled_facts_equal_the_polars_derivation(realistic: Path, wide_ndjson: Path) -> None:
+    ev = Evaluator()
+    assert ev.native is not None
+    for path in (realistic, wide_ndjson):
+        for valid, names in _batches(path, ev, 3_000):
+            tables = ev.tables(valid, names)
+            want = ev.derivation.stages(valid, tables, KEEP).collect()
+            got = ev.native.facts.stages(valid, tables, KEEP).collect()
+            assert got.schema == want.schema
+            differ = [c for c in want.columns if not got[c].equals(want[c])]
+            assert not differ, f"{path.name}: {differ}"
+
+
+def test_compiled_results_equal_the_polars_path(realistic: Path, wide_ndjson: Path, spark_input: Path,
+                                                tmp_path: Path) -> None:
+    """Whole runs, errors files included, on the parity inputs and on rows with deliberate errors."""
+    for source in (realistic, wide_ndjson, spark_input):
+        runs = {}
+        for compiled_ in (True, False):
+            ev = Evaluator(compiled=compiled_)
+            assert (ev.native is not None) == compiled_
+            out = tmp_path / f"{source.stem}-{compiled_}.parquet"
+            summary = local.evaluate(source, out, batch_rows=2_500, evaluator=ev)
+            errors = summary.errors_path.read_text() if summary.errors_path else ""
+            runs[compiled_] = (pl.read_parquet(out), errors, summary.evaluated, summary.rejected)
+        (got, got_errors, *got_counts), (want, want_errors, *want_counts) = runs[True], runs[False]
+        assert got_counts == want_counts
+        assert got_errors == want_errors
+        assert got.schema == want.schema
+        differ = [c for c in want.columns if not got[c].equals(want[c])]
+        assert not differ, f"{source.name}: {differ}"
+
+
+def test_word_edges(realistic: Path, tmp_path: Path) -> None:
+    """The program runs over whole 64-row words: rows past a batch's end must not leak in."""
+    frame = pl.read_parquet(realistic).head(129)
+    compiled_ev, polars_ev = Evaluator(), Evaluator(compiled=False)
+    for size in (1, 63, 64, 65, 129):
+        source = tmp_path / f"head-{size}.parquet"
+        frame.head(size).write_parquet(source)
+        for name, ev in (("compiled", compiled_ev), ("polars", polars_ev)):
+            local.evaluate(source, tmp_path / f"{name}-{size}.parquet", evaluator=ev)
+        got, want = (pl.read_parquet(tmp_path / f"{name}-{size}.parquet") for name in ("compiled", "polars"))
+        assert got.height == size
+        assert got.equals(want), size
+
+
+# -- falling back ------------------------------------------------------------------------------------
+
+def test_switched_off_the_polars_path_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MBCNAV_NATIVE", "0")
+    assert Evaluator().native is None
+
+
+def test_without_a_working_compiler_the_polars_path_runs_and_says_so(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture, realistic: Path
+) -> None:
+    monkeypatch.setenv("MBCNAV_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    native.compiler.cache_clear()
+    try:
+        with caplog.at_level(logging.WARNING):
+            ev = Evaluator()
+        assert ev.native is None
+        assert "no C compiler" in caplog.text
+        out = tmp_path / "r.parquet"
+        assert local.evaluate(realistic, out, evaluator=ev).evaluated > 0
+    finally:
+        native.compiler.cache_clear()
+
+
+def test_a_failing_build_falls_back_and_is_logged(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("MBCNAV_CACHE_DIR", str(tmp_path))
+    with caplog.at_level(logging.WARNING):
+        assert native.library("broken", {"broken.c": "int f( {"}) is None
+    assert "C build of broken.c failed" in caplog.text
+    assert not list(tmp_path.rglob("*.so"))
+
+
+def test_builds_are_cached_by_content(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MBCNAV_CACHE_DIR", str(tmp_path))
+    assert native.library("one", {"one.c": "int one(void) { return 1; }"}) is not None
+    [built] = list(tmp_path.rglob("one-*.so"))
+    stamp = built.stat().st_mtime_ns
+    lib = native.library("one", {"one.c": "int one(void) { return 1; }"})
+    assert lib is not None and lib.one() == 1
+    assert built.stat().st_mtime_ns == stamp
+    assert native.library("one", {"one.c": "int one(void) { return 2; }"}) is not None
+    assert len(list(tmp_path.rglob("one-*.so"))) == 2
+
+
+def test_a_plan_the_generator_cannot_translate_runs_on_polars(monkeypatch: pytest.MonkeyPatch,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    def refuse(*_: object, **__: object) -> None:
+        raise Unsupported("a comparison of two columns: age > ecog")
+
+    monkeypatch.setattr(native_engine, "generate", refuse)
+    with caplog.at_level(logging.WARNING):
+        assert Evaluator().native is None
+    assert "age > ecog" in caplog.text
+
+
+def test_cache_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MBCNAV_CACHE_DIR", str(tmp_path))
+    assert native.cache_dir() == tmp_path / "mbcnav" / "native"
+    monkeypatch.delenv("MBCNAV_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert native.cache_dir() == tmp_path / "xdg" / "mbcnav" / "native"
+    assert os.environ["XDG_CACHE_HOME"].endswith("xdg")
