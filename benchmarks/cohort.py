@@ -64,11 +64,21 @@ rows = sum(f.height for b in local.batches(Path({path!r}), {batch})[1] for f in 
 RESULT = {{'seconds': time.perf_counter() - started, 'cpu': time.process_time() - cpu, 'rows': rows}}
 """
 
+BUILD = """
+import os, time
+os.environ["MBCNAV_CACHE_DIR"] = {cache!r}   # empty: the first use on a machine builds the C
+started = time.perf_counter()
+from mbcnav.cohort import local
+ev = local.Evaluator()
+RESULT = {{'seconds': time.perf_counter() - started, 'built': ev.native is not None}}
+"""
+
 LOCAL = """
 import time
 from pathlib import Path
 from mbcnav.cohort import local
-ev = local.Evaluator()   # knowledge base compiled before the clock starts (as in a long-running service)
+ev = local.Evaluator(compiled={compiled})   # built before the clock starts (as in a long-running service)
+assert (ev.native is not None) == {compiled}, "compiled passes asked for but not built (no C compiler?)"
 started, cpu = time.perf_counter(), time.process_time()
 s = local.evaluate(Path({path!r}), Path({out!r}), batch_rows={batch}, evaluator=ev, threads={threads})
 RESULT = {{'seconds': time.perf_counter() - started, 'cpu': time.process_time() - cpu, 'rows': s.evaluated}}
@@ -104,10 +114,12 @@ def measure(n: int, folder: Path, batch: int, spark_master: str | None, threads:
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         out = Path(tmp) / "results.parquet"
         if spark_master is None:
-            run = _child(LOCAL.format(path=str(path), out=str(out), batch=batch, threads=threads))
-            print(f"  evaluate (local)   {run['seconds']:7.2f} s  {n / run['seconds']:>12,.0f} patients/s  "
-                  f"peak RSS {run['rss']:.2f} GiB  ({run['cpu']:.1f} s CPU)  "
-                  f"-> {out.stat().st_size / 2**20:,.0f} MiB results")
+            for compiled, label in ((True, "evaluate (local)"), (False, "  Polars path only")):
+                run = _child(LOCAL.format(path=str(path), out=str(out), batch=batch, threads=threads,
+                                          compiled=compiled))
+                print(f"  {label:<17}{run['seconds']:7.2f} s  {n / run['seconds']:>12,.0f} patients/s  "
+                      f"peak RSS {run['rss']:.2f} GiB  ({run['cpu']:.1f} s CPU)  "
+                      f"-> {out.stat().st_size / 2**20:,.0f} MiB results")
         else:
             run = _child(SPARK.format(path=str(path), out=str(out), master=spark_master))
             print(f"  Spark JVM start    {run['jvm_start']:7.2f} s")
@@ -162,7 +174,7 @@ from pathlib import Path
 import polars as pl
 from mbcnav.cohort import local, read
 from mbcnav.cohort.facts import _FIRST, _SECOND
-ev = local.Evaluator()
+ev = local.Evaluator(compiled={compiled})
 out = {{}}
 def stage(name, make):
     cpu, wall = time.process_time(), time.perf_counter()
@@ -179,41 +191,60 @@ frame = batch.frames[0]
 checked = stage("validate", lambda: ev.check(frame, batch.drug_names))
 valid, d, plan = checked.valid, ev.derivation, ev.polars
 tables = ev.tables(valid, checked.drug_names)
-listed = stage("history and list masks", lambda: d.segments(valid, tables))
-facts = d.facts(tables.names)
-parts = ([e for e in facts if e.meta.output_name() in _FIRST], [e for e in facts if e.meta.output_name() in _SECOND],
-         [e for e in facts if e.meta.output_name() not in _FIRST | _SECOND])
-derived = stage("facts", lambda: pl.concat([valid.lazy(), listed.lazy()], how="horizontal").with_columns(parts[0])
-                .with_columns(parts[1]).with_columns(parts[2]).select([*local.KEEP, *d.columns]).collect())
-ruled = stage("rules (conditions and plan)", lambda: plan.rules(derived.lazy(), tables.names, tables.names.ids))
 unnamed = valid["patient_id"].has_nulls()
-def id_lists(): return plan.answer(ruled, unnamed)
-result = stage("id lists", id_lists)
+if {compiled}:
+    assert ev.native is not None, "no compiled passes here (no C compiler?)"
+    nat = ev.native
+    derived = stage("facts (facts.c)", lambda: nat.derive(valid, tables))
+    ran = stage("conditions and plan (program)", lambda: nat.program.run(valid.height, derived.buffers))
+    result = stage("answer and id lists", lambda: nat.answer(valid, tables, derived, ran, unnamed))
+else:
+    listed = stage("history and list masks", lambda: d.segments(valid, tables))
+    facts = d.facts(tables.names)
+    parts = ([e for e in facts if e.meta.output_name() in _FIRST],
+             [e for e in facts if e.meta.output_name() in _SECOND],
+             [e for e in facts if e.meta.output_name() not in _FIRST | _SECOND])
+    derived = stage("facts", lambda: pl.concat([valid.lazy(), listed.lazy()], how="horizontal")
+                    .with_columns(parts[0]).with_columns(parts[1]).with_columns(parts[2])
+                    .select([*local.KEEP, *d.columns]).collect())
+    ruled = stage("rules (conditions and plan)", lambda: plan.rules(derived.lazy(), tables.names, tables.names.ids))
+    result = stage("id lists", lambda: plan.answer(ruled, unnamed))
 stage("write", lambda: result.lazy().sink_parquet({out!r}, compression="lz4", statistics=False))
 RESULT = {{k: v[0] for k, v in out.items()}} | {{k + " (wall)": v[1] for k, v in out.items()}}
 RESULT["rows"] = frame.height
 """
 
 
+def build_time(folder: Path) -> None:
+    """The compiled passes' first build on a machine (knowledge base loaded, C generated and compiled)."""
+    with tempfile.TemporaryDirectory(dir=folder) as cache:
+        run = _child(BUILD.format(cache=cache))
+    state = "built" if run["built"] else "NOT built (no C compiler): Polars path only"
+    print(f"compiled passes: {state} in {run['seconds']:.1f} s on first use (then loaded from the cache)")
+
+
 def stages(n: int, folder: Path, batch: int) -> None:
-    """CPU seconds per pipeline stage for one batch, run one after another (no overlap).
+    """CPU seconds per pipeline stage for one batch, run one after another (no overlap), on the
+    compiled passes and on the Polars path (the reference and fallback).
 
     The first batch warms up (drug name lookups), the second is measured: a batch is at most n / 2.
     """
     batch = min(batch, n // 2)
     path = synthetic(n, folder)
-    with tempfile.TemporaryDirectory(dir=folder) as tmp:
-        result = _child(STAGES.format(path=str(path), batch=batch, out=str(Path(tmp) / "r.parquet")))
-    rows = result.pop("rows")
-    result.pop("rss")
-    names = [k for k in result if not k.endswith("(wall)")]
-    total = sum(result[k] for k in names)
-    print(f"\nCPU by stage, one batch of {rows:,.0f} patients run stage after stage (per 1M patients):")
-    per_million = 1e6 / rows
-    for name in names:
-        cpu, wall = result[name] * per_million, result[name + " (wall)"] * per_million
-        print(f"  {name:<30} {cpu:6.2f} s CPU  ({wall:5.2f} s wall)")
-    print(f"  {'total':<30} {total * per_million:6.2f} s CPU")
+    for compiled, title in ((True, "compiled passes"), (False, "Polars path")):
+        with tempfile.TemporaryDirectory(dir=folder) as tmp:
+            result = _child(STAGES.format(path=str(path), batch=batch, out=str(Path(tmp) / "r.parquet"),
+                                          compiled=compiled))
+        rows = result.pop("rows")
+        result.pop("rss")
+        names = [k for k in result if not k.endswith("(wall)")]
+        total = sum(result[k] for k in names)
+        print(f"\nCPU by stage, {title}: one batch of {rows:,.0f} patients, stage after stage (per 1M patients):")
+        per_million = 1e6 / rows
+        for name in names:
+            cpu, wall = result[name] * per_million, result[name + " (wall)"] * per_million
+            print(f"  {name:<30} {cpu:6.2f} s CPU  ({wall:5.2f} s wall)")
+        print(f"  {'total':<30} {total * per_million:6.2f} s CPU")
 
 
 def _plan_sizes() -> list[str]:
@@ -246,6 +277,8 @@ def main() -> None:
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     print(f"machine: {os.cpu_count()} CPUs; batch {args.batch:,} rows, {args.threads} at once")
+    if args.sizes or args.text:
+        build_time(args.dir)
     for size in args.sizes:
         measure(size, args.dir, args.batch, None, args.threads)
         if args.compare:

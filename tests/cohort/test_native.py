@@ -209,6 +209,16 @@ def test_compiled_results_equal_the_polars_path(realistic: Path, wide_ndjson: Pa
         assert not differ, f"{source.name}: {differ}"
 
 
+def test_reused_buffers_leave_earlier_results_alone(wide_ndjson: Path) -> None:
+    """Each thread's next batch overwrites its buffers (native.Arena): results must be copies."""
+    ev = Evaluator()
+    (first_valid, first_names), (second_valid, second_names), *_ = _batches(wide_ndjson, ev, 700)
+    first = ev.results(first_valid, first_names)
+    snapshot = pl.DataFrame(first.to_dicts(), schema=first.schema)
+    ev.results(second_valid, second_names)
+    assert first.equals(snapshot)
+
+
 def test_word_edges(realistic: Path, tmp_path: Path) -> None:
     """The program runs over whole 64-row words: rows past a batch's end must not leak in."""
     frame = pl.read_parquet(realistic).head(129)

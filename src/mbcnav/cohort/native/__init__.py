@@ -24,10 +24,14 @@ import tempfile
 import threading
 from functools import cache
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
-FLAGS = ("-fPIC", "-shared", "-std=c99", "-fno-strict-aliasing")
+FLAGS = ("-g", "-fPIC", "-shared", "-std=c99", "-fno-strict-aliasing")
 _lock = threading.Lock()
 
 
@@ -103,3 +107,25 @@ def _build(command: str, flags: list[str], sources: dict[str, str], target: Path
         shutil.copyfile(built, staged)
         os.replace(staged, target)
     return True
+
+
+class Arena:
+    """Output buffers reused batch after batch, one set per thread.
+
+    A fresh buffer costs a page fault per 4 KiB when first written (the kernel zeroes each page),
+    about a tenth of the compiled passes' time at 500,000 rows. The passes overwrite every byte
+    they hand on, and what a batch returns is built from copies, so the next batch on the same
+    thread may reuse them.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def take(self, key: str, size: int, dtype: Any) -> npt.NDArray[Any]:
+        """`size` items of `dtype`, contents undefined."""
+        store: dict[str, npt.NDArray[np.uint8]] = self._local.__dict__.setdefault("buffers", {})
+        nbytes = size * np.dtype(dtype).itemsize
+        found = store.get(key)
+        if found is None or found.nbytes < nbytes:
+            found = store[key] = np.empty(max(nbytes, 1), dtype=np.uint8)
+        return found[:nbytes].view(dtype)

@@ -18,7 +18,7 @@ import polars as pl
 from mbcnav.cohort import native
 from mbcnav.cohort.facts import BatchTables, Derivation
 from mbcnav.cohort.native import facts as compiled_facts
-from mbcnav.cohort.native.facts import PASSED, NativeFacts
+from mbcnav.cohort.native.facts import PASSED, Derived, NativeFacts
 from mbcnav.cohort.native.program import (
     INT_BITS,
     Buffer,
@@ -48,20 +48,30 @@ class NativeEngine:
         self.program = program
 
     def results(self, valid: pl.DataFrame, tables: BatchTables, unnamed: bool) -> pl.DataFrame:
-        n = valid.height
-        words = (n + 63) // 64
-        derived = self.facts.derive(valid, tables)
-        found = {**derived.buffers, **_passed(valid, words)}
+        derived = self.derive(valid, tables)
+        out = self.program.run(valid.height, derived.buffers, reuse=True)
+        return self.answer(valid, tables, derived, out, unnamed)
+
+    def derive(self, valid: pl.DataFrame, tables: BatchTables) -> Derived:
+        """facts.c's pass, plus what the program reads besides: input fields as they are, `_given_n`."""
+        derived = self.facts.derive(valid, tables, reuse=True)
+        found = derived.buffers
+        found.update(_passed(valid, (valid.height + 63) // 64))
         planes = [found[f"_given_n_{b}"].values.view(np.uint64) for b in range(INT_BITS)]
         found["_given_n"] = Buffer("bool", np.ascontiguousarray(np.stack(planes, axis=1)).reshape(-1), None)
-        out = self.program.run(n, found)
-        distinct = _generic_ids(valid["given_drugs"].gather(derived.first_rows), tables.names.ids)
-        return self._answer(valid, found, distinct.gather(pl.Series(derived.given_list)), out, unnamed)
+        return derived
 
-    def _answer(self, valid: pl.DataFrame, found: dict[str, Buffer], given_ids: pl.Series, out: Outputs,
-                unnamed: bool) -> pl.DataFrame:
-        """The same columns as `PolarsPlan.answer`, from the program's outputs."""
+    def answer(self, valid: pl.DataFrame, tables: BatchTables, derived: Derived, out: Outputs,
+               unnamed: bool) -> pl.DataFrame:
+        """The same columns as `PolarsPlan.answer`, from the program's outputs.
+
+        Every column returned is a new array (gathers, labels, lists): the buffers read here are
+        this thread's, reused by its next batch.
+        """
         n = valid.height
+        found = derived.buffers
+        distinct = _generic_ids(valid["given_drugs"].gather(derived.first_rows), tables.names.ids)
+        given_ids = distinct.gather(pl.Series(derived.given_list))
         positions = [_ints(name, out.values[name], out.known[name], n) for name in INTS]
         frame = pl.DataFrame([
             valid[ROW], valid["patient_id"], *(self.facts.series(c, found[c], n) for c in ("subtype", "her2", "line")),

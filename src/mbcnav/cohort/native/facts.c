@@ -24,32 +24,46 @@ typedef struct {
     uint8_t *valid;         /* NULL: the output has no unknowns */
 } output;
 
-typedef struct {            /* a list column: per-row offsets into its items */
+typedef struct {            /* a list column: per-row offsets into its items, and its validity */
     const int64_t *offsets;
-    const uint8_t *valid;   /* per row, one byte: 1 when the list is there */
+    const uint8_t *valid;   /* Arrow bitmap, NULL: every list is there */
+    int64_t valid_offset;
 } list;
 
-/* Per-batch lists, all as positions computed by the caller (segments.codes). */
+typedef struct {            /* list items as dictionary codes, and each code's position */
+    const uint32_t *codes;
+    const uint8_t *valid;   /* Arrow bitmap, NULL: no missing item */
+    int64_t valid_offset;
+    const int64_t *table;   /* code -> position (a drug name's code, a site's bit ...) */
+    int64_t missing;        /* the position of a missing item */
+} items;
+
+typedef struct {            /* numbers per list item (months since the end of an early treatment) */
+    const double *values;
+    const uint8_t *valid;
+    int64_t valid_offset;
+} numbers;
+
+/* The batch's list columns, read in place from Arrow (children of history's entries included). */
 typedef struct {
     list met;                     /* metastatic entries per patient */
-    const int64_t *met_drugs_at;  /* per entry: offsets into met_drugs */
-    const int64_t *met_drugs;     /* drug name codes (n_names for an unknown name) */
-    const int64_t *met_outcome;   /* per entry: outcome code, -1 unknown */
+    list met_drugs;               /* per entry: its drugs */
+    items met_drug_names;         /* -> drug name codes (n_names for an unknown name) */
+    items met_outcome;            /* per entry -> outcome code (-1 missing) */
     list early;
-    const int64_t *early_drugs_at;
-    const int64_t *early_drugs;
-    const double *early_months;   /* per entry */
-    const uint8_t *early_months_known;
+    list early_drugs;
+    items early_drug_names;
+    numbers early_months;         /* per entry */
     list sites;
-    const int64_t *site_codes;    /* position in SITES, >= 63 for none */
+    items site_items;             /* -> position in SITES (63 for none) */
     list conditions;
-    const int64_t *condition_codes;
+    items condition_items;
     list medications;
     const uint8_t *medication_qt; /* per item: 1 when the medicine prolongs QT */
     const uint64_t *name_flags;   /* [(n_names + 1) * FLAG_WORDS]: entry classes then flags */
     int64_t n_names;
     list given;                   /* the treatment given for the current decision point */
-    const int64_t *given_codes;   /* drug name codes, as in met_drugs */
+    items given_names;            /* -> drug name codes */
     const uint64_t *given_table;  /* [(n_names + 1) * GIVEN_WORDS]: the plan's drugs, then other, trial */
 } lists;
 
@@ -158,7 +172,20 @@ static void flush(block *b, const output *out, int64_t w) {
     memset(b, 0, sizeof *b);
 }
 
-static inline int present(const list *l, int64_t i) { return !l->valid || l->valid[i]; }
+static inline int popcount64(uint64_t x) {    /* portable: no -mpopcnt, no libgcc call */
+    x = x - ((x >> 1) & 0x5555555555555555ull);
+    x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+    x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0Full;
+    return (int)((x * 0x0101010101010101ull) >> 56);
+}
+
+static inline int present(const list *l, int64_t i) { return !l->valid || BITAT(l->valid, l->valid_offset + i); }
+
+static inline int64_t item(const items *it, int64_t k) {
+    return (!it->valid || BITAT(it->valid, it->valid_offset + k)) ? it->table[it->codes[k]] : it->missing;
+}
+
+static inline int number_known(const numbers *x, int64_t k) { return !x->valid || BITAT(x->valid, x->valid_offset + k); }
 
 #define NEVER 1e12
 #define ENDOCRINE_SENSITIVE_MONTHS 12.0
@@ -167,12 +194,12 @@ static inline int present(const list *l, int64_t i) { return !l->valid || l->val
 
 /* Per patient: the OR of the flags of every drug in entries [from, to), and per entry class
    how many entries have a drug of that class (entry classes are the first bits of word 0). */
-static void entries(const int64_t *drugs_at, const int64_t *drugs, const uint64_t *table, int64_t from,
+static void entries(const list *drugs_at, const items *drugs, const uint64_t *table, int64_t from,
                     int64_t to, uint64_t *all, uint64_t *entry_classes) {
     for (int64_t e = from; e < to; e++) {
         uint64_t here = 0;
-        for (int64_t k = drugs_at[e]; k < drugs_at[e + 1]; k++) {
-            const uint64_t *f = table + drugs[k] * FLAG_WORDS;
+        for (int64_t k = drugs_at->offsets[e]; k < drugs_at->offsets[e + 1]; k++) {
+            const uint64_t *f = table + item(drugs, k) * FLAG_WORDS;
             for (int w = 0; w < FLAG_WORDS; w++) all[w] |= f[w];
             here |= f[0];
         }
@@ -191,7 +218,7 @@ static int same_list(const lists *l, int64_t a, int64_t b) {
     if (!pa) return 1;
     if (a1 - a0 != b1 - b0) return 0;
     for (int64_t k = 0; k < a1 - a0; k++)
-        if (l->given_codes[a0 + k] != l->given_codes[b0 + k]) return 0;
+        if (item(&l->given_names, a0 + k) != item(&l->given_names, b0 + k)) return 0;
     return 1;
 }
 
@@ -201,7 +228,7 @@ int64_t mbcnav_given_lists(int64_t n, const lists *l, int32_t *row_list, int64_t
     for (int64_t i = 0; i < n; i++) {
         uint64_t h = present(&l->given, i) ? 1469598103934665603ull : 7;
         for (int64_t k = l->given.offsets[i]; present(&l->given, i) && k < l->given.offsets[i + 1]; k++)
-            h = (h ^ (uint64_t)l->given_codes[k]) * 1099511628211ull;
+            h = (h ^ (uint64_t)item(&l->given_names, k)) * 1099511628211ull;
         int64_t slot = (int64_t)(h & (uint64_t)(capacity - 1));
         for (;;) {
             int64_t at = table[slot];
@@ -296,7 +323,7 @@ int mbcnav_facts(int64_t n, const column *in, const lists *l, const output *out,
         int sites_known = present(&l->sites, i);
         uint64_t raw_sites = 0;
         for (int64_t k = l->sites.offsets[i]; k < l->sites.offsets[i + 1]; k++)
-            if (l->site_codes[k] < 63) raw_sites |= 1ull << l->site_codes[k];
+            { int64_t at = item(&l->site_items, k); if (at < 63) raw_sites |= 1ull << at; }
         int has_brain = ok(&in[IN_brain], i);
         /* As in Polars, the struct's own fields are read as they are: only the tests the Polars
            expressions guard with `has_brain` are guarded here. */
@@ -309,7 +336,7 @@ int mbcnav_facts(int64_t n, const column *in, const lists *l, const output *out,
             put_bool(&b, (OUT_site_first + s), i, sites_known ? (int)((sites >> s) & 1) : -1);
         put_bool(&b, (OUT_visceral), i, sites_known ? (sites & SITES_VISCERAL) != 0 : -1);
         put_bool(&b, (OUT_bone_only), i, sites_known ? sites == SITE_bone : -1);
-        put_number(out, &b, (OUT_site_count), i, sites_known, (double)__builtin_popcountll(sites));
+        put_number(out, &b, (OUT_site_count), i, sites_known, (double)popcount64(sites));
         int brain_mets = has_brain ? counted_brain : sites_known ? (raw_sites & SITE_brain) != 0 : -1;
         put_bool(&b, (OUT_brain_mets), i, brain_mets);
         put_bool(&b, (OUT_brain_active), i, brain_mets == 0 ? 0 : flag(&in[IN_brain_active], i));
@@ -325,7 +352,7 @@ int mbcnav_facts(int64_t n, const column *in, const lists *l, const output *out,
         /* -- _health ------------------------------------------------------------------------ */
         uint64_t conditions = 0;
         for (int64_t k = l->conditions.offsets[i]; k < l->conditions.offsets[i + 1]; k++)
-            if (l->condition_codes[k] < 63) conditions |= 1ull << l->condition_codes[k];
+            { int64_t at = item(&l->condition_items, k); if (at < 63) conditions |= 1ull << at; }
         for (int c = 0; c < CONDITION_COUNT; c++)
             put_bool(&b, (OUT_condition_first + c), i, (int)((conditions >> c) & 1));
 
@@ -334,14 +361,14 @@ int mbcnav_facts(int64_t n, const column *in, const lists *l, const output *out,
         int64_t m0 = l->met.offsets[i], m1 = l->met.offsets[i + 1];
         int64_t e0 = l->early.offsets[i], e1 = l->early.offsets[i + 1];
         if (m1 - m0 > scratch_size || e1 - e0 > scratch_size) return -1;   /* the caller sizes it */
-        entries(l->met_drugs_at, l->met_drugs, l->name_flags, m0, m1, met_all, scratch);
+        entries(&l->met_drugs, &l->met_drug_names, l->name_flags, m0, m1, met_all, scratch);
         int chemo_lines = 0, antiher2_lines = 0, endocrine_lines = 0, progressed_on_et = 0;
         for (int64_t e = 0; e < m1 - m0; e++) {
             uint64_t c = scratch[e];
             chemo_lines += (c >> CLASS_chemotherapy) & 1;
             antiher2_lines += (c >> CLASS_anti_her2) & 1;
             endocrine_lines += (c >> CLASS_endocrine) & 1;
-            if ((c >> CLASS_endocrine) & 1 && l->met_outcome[m0 + e] == C_outcome_progressed) progressed_on_et = 1;
+            if ((c >> CLASS_endocrine) & 1 && item(&l->met_outcome, m0 + e) == C_outcome_progressed) progressed_on_et = 1;
         }
         int met_known = present(&l->met, i);
         put_number(out, &b, (OUT_met_lines), i, met_known, (double)(m1 - m0));
@@ -349,18 +376,18 @@ int mbcnav_facts(int64_t n, const column *in, const lists *l, const output *out,
         put_number(out, &b, (OUT_met_chemo_lines), i, 1, chemo_lines);
         put_number(out, &b, (OUT_met_antiher2_lines), i, 1, antiher2_lines);
         put_number(out, &b, (OUT_met_endocrine_lines), i, 1, endocrine_lines);
-        put_bool(&b, (OUT_on_treatment), i, m1 > m0 && l->met_outcome[m1 - 1] == C_outcome_ongoing);
+        put_bool(&b, (OUT_on_treatment), i, m1 > m0 && item(&l->met_outcome, m1 - 1) == C_outcome_ongoing);
         put_bool(&b, (OUT_progressed_on_et_met), i, progressed_on_et);
 
-        entries(l->early_drugs_at, l->early_drugs, l->name_flags, e0, e1, early_all, scratch);
+        entries(&l->early_drugs, &l->early_drug_names, l->name_flags, e0, e1, early_all, scratch);
         int n_class[ENTRY_CLASSES] = {0}, missing_class[ENTRY_CLASSES] = {0};
         double min_class[ENTRY_CLASSES];
         for (int c = 0; c < ENTRY_CLASSES; c++) min_class[c] = NEVER;
         int early_missing = 0;
         double early_min = NEVER;
         for (int64_t e = 0; e < e1 - e0; e++) {
-            int months_known = l->early_months_known[e0 + e];
-            double months = l->early_months[e0 + e];
+            int months_known = number_known(&l->early_months, e0 + e);
+            double months = l->early_months.values[e0 + e];
             early_missing += !months_known;
             if (months_known && months < early_min) early_min = months;
             for (int c = 0; c < ENTRY_CLASSES; c++) {
@@ -418,11 +445,15 @@ int mbcnav_facts(int64_t n, const column *in, const lists *l, const output *out,
         /* The treatment given (PolarsPlan.given): its names' bits ORed; _given_n counts the plan's drugs. */
         uint64_t *given = b.given[i & 63];
         for (int64_t k = l->given.offsets[i]; k < l->given.offsets[i + 1]; k++) {
-            const uint64_t *g = l->given_table + l->given_codes[k] * GIVEN_WORDS;
+            const uint64_t *g = l->given_table + item(&l->given_names, k) * GIVEN_WORDS;
             for (int w = 0; w < GIVEN_WORDS; w++) given[w] |= g[w];
         }
         int given_n = 0;
-        for (int g = 0; g < GIVEN; g++) given_n += (int)((given[g >> 6] >> (g & 63)) & 1);
+        for (int w = 0; w < GIVEN_WORDS; w++) {
+            int left = GIVEN - 64 * w;       /* the plan's drugs in this word; other and trial follow */
+            uint64_t mask = left >= 64 ? ~0ull : left > 0 ? (1ull << left) - 1 : 0;
+            given_n += popcount64(given[w] & mask);
+        }
         int other = (int)((given[GIVEN >> 6] >> (GIVEN & 63)) & 1);
         put_bool(&b, OUT_given_none, i, !present(&l->given, i) || (given_n == 0 && !other));
         for (int p = 0; p < INT_BITS; p++) put_bool(&b, OUT_given_n_first + p, i, (given_n >> p) & 1);

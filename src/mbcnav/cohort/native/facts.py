@@ -15,17 +15,18 @@ from __future__ import annotations
 
 import ctypes
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 import polars as pl
 import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.compute as pc  # type: ignore[import-untyped]
 
 from mbcnav.cohort import native, segments
-from mbcnav.cohort.facts import BatchTables, Derivation, _exported, _f
+from mbcnav.cohort.facts import BatchTables, Derivation, _f
 from mbcnav.cohort.native.program import INT_BITS, Buffer
 from mbcnav.cohort.plan import TRIAL, Plan
 from mbcnav.cohort.schema import instance
@@ -93,6 +94,9 @@ def _symbol(text: str) -> str:
     return re.sub(r"[^0-9A-Za-z_]", "_", text.replace("+", "p"))
 
 
+_P = ctypes.c_void_p
+
+
 class _Column(ctypes.Structure):
     _fields_ = [("values", ctypes.c_void_p), ("valid", ctypes.c_void_p), ("offset", ctypes.c_int64)]
 
@@ -102,20 +106,25 @@ class _Output(ctypes.Structure):
 
 
 class _List(ctypes.Structure):
-    _fields_ = [("offsets", ctypes.c_void_p), ("valid", ctypes.c_void_p)]
+    _fields_ = [("offsets", _P), ("valid", _P), ("valid_offset", ctypes.c_int64)]
 
 
-_P = ctypes.c_void_p
+class _Items(ctypes.Structure):
+    _fields_ = [("codes", _P), ("valid", _P), ("valid_offset", ctypes.c_int64), ("table", _P),
+                ("missing", ctypes.c_int64)]
+
+
+class _Numbers(ctypes.Structure):
+    _fields_ = [("values", _P), ("valid", _P), ("valid_offset", ctypes.c_int64)]
 
 
 class _Lists(ctypes.Structure):
     _fields_ = [
-        ("met", _List), ("met_drugs_at", _P), ("met_drugs", _P), ("met_outcome", _P),
-        ("early", _List), ("early_drugs_at", _P), ("early_drugs", _P), ("early_months", _P),
-        ("early_months_known", _P),
-        ("sites", _List), ("site_codes", _P), ("conditions", _List), ("condition_codes", _P),
+        ("met", _List), ("met_drugs", _List), ("met_drug_names", _Items), ("met_outcome", _Items),
+        ("early", _List), ("early_drugs", _List), ("early_drug_names", _Items), ("early_months", _Numbers),
+        ("sites", _List), ("site_items", _Items), ("conditions", _List), ("condition_items", _Items),
         ("medications", _List), ("medication_qt", _P), ("name_flags", _P), ("n_names", ctypes.c_int64),
-        ("given", _List), ("given_codes", _P), ("given_table", _P),
+        ("given", _List), ("given_names", _Items), ("given_table", _P),
     ]
 
 
@@ -155,20 +164,26 @@ class NativeFacts:
         self.categories = {name: pl.Series(derivation.enum(name).categories.to_list(), dtype=derivation.enum(name))
                            for name, kind in self.outputs if kind == "enum"}
         self.flags = flag_names(derivation)
+        self.arena = native.Arena()
         self.first_never_null = len(self.outputs) - 2 * len(self.flags) - len(given_outputs(plan))
         self.lists_fn = lib.mbcnav_given_lists
         self.lists_fn.restype = ctypes.c_int64
         self.lists_fn.argtypes = [ctypes.c_int64, ctypes.POINTER(_Lists), _P, _P, _P, ctypes.c_int64]
         self.outcomes = list(_allowed(OUTCOMES))
 
-    def derive(self, valid: pl.DataFrame, tables: BatchTables) -> Derived:
-        """Every fact facts.c derives, as Arrow-layout buffers padded to whole 64-row words."""
+    def derive(self, valid: pl.DataFrame, tables: BatchTables, reuse: bool = False) -> Derived:
+        """Every fact facts.c derives, as Arrow-layout buffers padded to whole 64-row words.
+
+        `reuse`: write into this thread's buffers from the previous batch (`native.Arena`): the
+        caller must copy what it keeps before the thread's next batch.
+        """
         n = valid.height
         hold = _Keep([])
         inputs = valid.select(**INPUTS)
         columns = (_Column * len(INPUTS))(*(_column(inputs[name], hold) for name in INPUTS))
         lists, scratch = self._lists(valid, tables, hold)
-        found = {name: Buffer(kind, *_buffers(kind, n, i >= self.first_never_null))
+        allocate = self.arena.take if reuse else _fresh
+        found = {name: Buffer(kind, *_buffers(name, kind, n, i >= self.first_never_null, allocate))
                  for i, (name, kind) in enumerate(self.outputs)}
         out = (_Output * len(found))(*(_Output(hold.ptr(b.values), None if b.valid is None else hold.ptr(b.valid))
                                        for b in found.values()))
@@ -208,54 +223,49 @@ class NativeFacts:
         return self.categories[name].gather(codes).alias(name)
 
     def _lists(self, valid: pl.DataFrame, tables: BatchTables, hold: _Keep) -> tuple[_Lists, npt.NDArray[np.uint64]]:
-        entry = pl.element().struct.field
+        """The list columns as Arrow arrays, read in place: Categoricals as their codes (exported as
+        they are, with the categories to look them up once per batch), other text encoded here."""
         picked = valid.select(
-            met=_f("history", "metastatic").list.eval(entry("drugs")),
-            outcome=_f("history", "metastatic").list.eval(entry("outcome")),
-            early=_f("history", "early").list.eval(entry("drugs")),
-            months=_f("history", "early").list.eval(entry("months_since_end")),
-            sites=_f("disease", "sites"),
-            conditions=_f("health", "conditions"),
+            history=pl.col("history").to_physical(),
+            sites=_f("disease", "sites").to_physical(),
+            conditions=_f("health", "conditions").to_physical(),
             medications=pl.col("current_medications"),
-            given=pl.col("given_drugs"),
-        ).rechunk()
-        arrays, categories = {}, {}
-        for name in picked.columns:
-            arrays[name], categories[name] = _exported(picked[name])
-        names = tables.names.names
+            given=pl.col("given_drugs").to_physical(),
+        )
+        schema = valid.schema
+        names = list(tables.names.names)
         out = _Lists()
         scratch = 1
+        history = picked["history"].to_arrow(compat_level=pl.CompatLevel.newest())
         for part in ("met", "early"):
-            offsets, drugs = _offsets(arrays[part]), arrays[part].values
-            entry_offsets = np.asarray(drugs.offsets, dtype=np.int64)
-            codes = segments.codes(drugs.values, names, len(names), categories[part])
-            setattr(out, part, _List(hold.ptr(offsets), hold.ptr(_present(arrays[part]))))
-            setattr(out, f"{part}_drugs_at", hold.ptr(entry_offsets))
-            setattr(out, f"{part}_drugs", hold.ptr(codes))
-            scratch = max(scratch, int(np.diff(offsets).max(initial=0)))
-        outcome = segments.codes(arrays["outcome"].values, self.outcomes, -1, categories["outcome"])
-        out.met_outcome = hold.ptr(_aligned(outcome, _offsets(arrays["outcome"]), _offsets(arrays["met"])))
-        months = arrays["months"].values
-        known = np.asarray(months.is_valid(), dtype=np.uint8)
-        values = np.asarray(months.fill_null(0.0), dtype=np.float64)
-        month_offsets, early_offsets = _offsets(arrays["months"]), _offsets(arrays["early"])
-        out.early_months = hold.ptr(_aligned(values, month_offsets, early_offsets))
-        out.early_months_known = hold.ptr(_aligned(known, month_offsets, early_offsets))
-        for part, items in (("sites", SITES), ("conditions", CONDITIONS)):
-            setattr(out, part, _List(hold.ptr(_offsets(arrays[part])), hold.ptr(_present(arrays[part]))))
-            codes = segments.codes(arrays[part].values, list(items), 63, categories[part])
-            setattr(out, f"{part[:-1] if part == 'sites' else 'condition'}_codes", hold.ptr(codes))
+            entries = history.field("metastatic" if part == "met" else "early")
+            drugs = entries.values.field("drugs")
+            setattr(out, part, _rows(entries, hold))
+            setattr(out, f"{part}_drugs", _rows(drugs, hold))
+            text = _categories(schema["history"], "metastatic" if part == "met" else "early", "drugs")
+            setattr(out, f"{part}_drug_names", _items(drugs.values, names, len(names), text, hold))
+            scratch = max(scratch, int(np.diff(np.asarray(entries.offsets)).max(initial=0)))
+        met_entries = history.field("metastatic").values
+        out.met_outcome = _items(met_entries.field("outcome"), self.outcomes, -1,
+                                 _categories(schema["history"], "metastatic", "outcome"), hold)
+        months = history.field("early").values.field("months_since_end")
+        out.early_months = _Numbers(_address(months, 1, 8), _address(months, 0), months.offset)
+        for part, struct, positions in (("sites", "disease", SITES), ("conditions", "health", CONDITIONS)):
+            array = picked[part].to_arrow(compat_level=pl.CompatLevel.newest())
+            setattr(out, part, _rows(array, hold))
+            setattr(out, "site_items" if part == "sites" else "condition_items",
+                    _items(array.values, list(positions), 63, _categories(schema[struct], part), hold))
         qt = list(tables.qt_names)
-        meds = arrays["medications"]
-        out.medications = _List(hold.ptr(_offsets(meds)), None)
-        out.medication_qt = hold.ptr((segments.codes(meds.values, qt, len(qt), categories["medications"])
-                                      < len(qt)).astype(np.uint8))
+        meds = picked["medications"].to_arrow()
+        out.medications = _rows(meds, hold)
+        out.medication_qt = hold.ptr((segments.codes(meds.values, qt, len(qt)) < len(qt)).astype(np.uint8))
         out.name_flags = hold.ptr(self._name_flags(names, tables))
         out.n_names = len(names)
-        given = arrays["given"]
-        out.given = _List(hold.ptr(_offsets(given)), hold.ptr(_present(given)))
-        out.given_codes = hold.ptr(segments.codes(given.values, names, len(names), categories["given"]))
+        given = picked["given"].to_arrow(compat_level=pl.CompatLevel.newest())
+        out.given = _rows(given, hold)
+        out.given_names = _items(given.values, names, len(names), _categories(schema["given_drugs"]), hold)
         out.given_table = hold.ptr(self._given_table(names, tables))
+        hold.items.append((history, picked))
         return out, np.zeros(scratch, dtype=np.uint64)
 
     def _given_table(self, names: Sequence[str], tables: BatchTables) -> npt.NDArray[np.uint64]:
@@ -371,37 +381,70 @@ def _allowed(path: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dtype.categories.to_list())
 
 
-def _offsets(array: pa.Array) -> npt.NDArray[np.int64]:
-    return np.asarray(array.offsets, dtype=np.int64)
+def _categories(dtype: pl.DataType, *path: str) -> pa.Array | None:
+    """The text of each code of the Categorical at `path` in `dtype` (through lists and structs),
+    or None when the items there are not Categorical (they are then encoded from their text)."""
+    dtype = instance(dtype)
+    for name in path:
+        while isinstance(dtype, pl.List):
+            dtype = instance(dtype.inner)
+        assert isinstance(dtype, pl.Struct)
+        dtype = instance(next(f.dtype for f in dtype.fields if f.name == name))
+    while isinstance(dtype, pl.List):
+        dtype = instance(dtype.inner)
+    if not isinstance(dtype, pl.Categorical):
+        return None
+    return dtype.categories.to_series().to_arrow()
 
 
-def _present(array: pa.Array) -> npt.NDArray[np.uint8]:
-    return np.asarray(array.is_valid(), dtype=np.uint8)
+def _address(array: pa.Array, buffer: int, width: int = 0) -> int | None:
+    """Address of one of `array`'s buffers; values (`width` bytes each) from the array's offset."""
+    found = array.buffers()[buffer]
+    if found is None:
+        return None
+    return int(found.address) + int(array.offset) * width
 
 
-def _aligned(values: npt.NDArray[np.generic], own: npt.NDArray[np.int64],
-             target: npt.NDArray[np.int64]) -> npt.NDArray[np.generic]:
-    """Per-entry values moved from `own`'s entry positions to `target`'s: two list columns over
-    the same entries may place them differently in their children."""
-    if np.array_equal(own, target):
-        return values
-    lengths = np.diff(target)
-    rows = np.repeat(np.arange(lengths.size), lengths)
-    within = np.arange(rows.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    out = np.zeros(int(target[-1]) if target.size else 0, dtype=values.dtype)
-    out[target[:-1][rows] + within] = values[own[:-1][rows] + within]
-    return out
+def _rows(array: pa.Array, hold: _Keep) -> _List:
+    """A list array's per-row offsets (absolute into its values) and validity, in place."""
+    offsets = np.asarray(array.offsets, dtype=np.int64)   # a large list's offsets: no copy
+    return _List(hold.ptr(offsets), _address(array, 0), array.offset)
 
 
-def _buffers(kind: Kind, n: int, never_null: bool) -> tuple[npt.NDArray[np.generic], npt.NDArray[np.uint8] | None]:
-    """Zeroed output buffers; bitmaps in whole 64-bit words (facts.c writes a word per 64 rows)."""
+def _items(array: pa.Array, positions: Sequence[str], missing: int, categories: pa.Array | None,
+           hold: _Keep) -> _Items:
+    """List items as uint32 codes and a table from code to position in `positions` (`missing` if
+    absent): Categorical codes as exported, dictionary indices, or text encoded here."""
+    if pa.types.is_dictionary(array.type):
+        codes, dictionary = array.indices, array.dictionary
+    elif pa.types.is_integer(array.type) and categories is not None:
+        codes, dictionary = array, categories
+    else:
+        encoded = pc.dictionary_encode(array.cast(pa.large_string()))
+        codes, dictionary = encoded.indices, encoded.dictionary
+    if codes.type.bit_width != 32:
+        codes = codes.cast(pa.uint32())
+    hold.items.append(codes)
+    found = pc.index_in(dictionary.cast(pa.large_string()), value_set=pa.array(list(positions), pa.large_string()))
+    table = np.append(np.asarray(found.fill_null(missing), dtype=np.int64), missing)
+    return _Items(_address(codes, 1, 4), _address(codes, 0), codes.offset, hold.ptr(table), missing)
+
+
+def _fresh(_: str, size: int, dtype: Any) -> npt.NDArray[Any]:
+    return np.zeros(size, dtype=dtype)
+
+
+def _buffers(name: str, kind: Kind, n: int, never_null: bool, allocate: Callable[[str, int, Any], npt.NDArray[Any]]
+             ) -> tuple[npt.NDArray[np.generic], npt.NDArray[np.uint8] | None]:
+    """Output buffers for facts.c, bitmaps in whole 64-bit words (it writes a word per 64 rows and
+    every value row, so their contents before the call do not matter)."""
     rows = (n + 63) // 64 * 64
-    valid = None if never_null else np.zeros(rows // 8, dtype=np.uint8)
+    valid = None if never_null else allocate(f"{name}/valid", rows // 8, np.uint8)
     if kind == "bool":
-        return np.zeros(rows // 8, dtype=np.uint8), valid
+        return allocate(name, rows // 8, np.uint8), valid
     if kind == "number":
-        return np.zeros(rows, dtype=np.float64), valid
-    return np.zeros(rows, dtype=np.uint8), valid
+        return allocate(name, rows, np.float64), valid
+    return allocate(name, rows, np.uint8), valid
 
 
 def _column(series: pl.Series, hold: _Keep) -> _Column:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -500,12 +500,12 @@ class _Column(ctypes.Structure):
 
 @dataclass(frozen=True)
 class Outputs:
-    """One run: per list, its mask words (per row, bit i = item i); per integer output, its values
-    and validity words."""
+    """One run: per list, its mask words (per row, bit i = item i: uint64); per integer output, its
+    values (int32) and validity words (uint64)."""
 
-    masks: dict[str, list[npt.NDArray[np.uint64]]]
-    values: dict[str, npt.NDArray[np.int32]]
-    known: dict[str, npt.NDArray[np.uint64]]
+    masks: dict[str, list[npt.NDArray[Any]]]
+    values: dict[str, npt.NDArray[Any]]
+    known: dict[str, npt.NDArray[Any]]
 
 
 class Program:
@@ -517,21 +517,30 @@ class Program:
         self.fn.restype = None
         self.fn.argtypes = [ctypes.c_int64, ctypes.POINTER(_Column), ctypes.c_void_p, ctypes.c_void_p,
                             ctypes.c_void_p]
+        self.arena = native.Arena()
 
-    def run(self, n: int, columns: Mapping[str, Buffer]) -> Outputs:
-        """`columns`: every input the program reads, as buffers of at least (n + 63) // 64 words."""
+    def run(self, n: int, columns: Mapping[str, Buffer], reuse: bool = False) -> Outputs:
+        """`columns`: every input the program reads, as buffers of at least (n + 63) // 64 words.
+
+        `reuse`: write into this thread's buffers from its previous run (see `native.Arena`).
+        """
         words = (n + 63) // 64
         inputs = (_Column * max(1, len(self.generated.inputs)))()
         for name, spec in self.generated.inputs.items():
             b = columns[name]
             inputs[spec.index] = _Column(b.values.ctypes.data, None if b.valid is None else b.valid.ctypes.data, 0)
-        masks = {name: [np.zeros(words * 64, dtype=np.uint64) for _ in items]
+        take: Callable[[str, int, Any], npt.NDArray[Any]] = self.arena.take if reuse else _zeros
+        masks = {name: [take(f"{name}#{w}", words * 64, np.uint64) for w in range(len(items))]
                  for name, items in self.generated.lists.items()}
-        values = {name: np.zeros(words * 64, dtype=np.int32) for name in self.generated.ints}
-        known = {name: np.zeros(max(1, words), dtype=np.uint64) for name in self.generated.ints}
+        values = {name: take(name, words * 64, np.int32) for name in self.generated.ints}
+        known = {name: take(f"{name}/valid", max(1, words), np.uint64) for name in self.generated.ints}
         flat = [m for ms in masks.values() for m in ms]
         self.fn(words, inputs, _pointers(flat), _pointers([*values.values()]), _pointers([*known.values()]))
         return Outputs(masks, values, known)
+
+
+def _zeros(_: str, size: int, dtype: Any) -> npt.NDArray[Any]:
+    return np.zeros(size, dtype=dtype)
 
 
 def compiled(generated: Generated) -> Program | None:
