@@ -18,7 +18,7 @@ import polars as pl
 from mbcnav.cohort import native
 from mbcnav.cohort.facts import BatchTables, Derivation
 from mbcnav.cohort.native import facts as compiled_facts
-from mbcnav.cohort.native.facts import PASSED, Derived, NativeFacts
+from mbcnav.cohort.native.facts import Derived, NativeFacts
 from mbcnav.cohort.native.program import (
     INT_BITS,
     Buffer,
@@ -26,10 +26,8 @@ from mbcnav.cohort.native.program import (
     Outputs,
     Program,
     Unsupported,
-    bitmap,
     compiled,
     generate,
-    rows,
 )
 from mbcnav.cohort.rules import OUTPUT_COLUMNS, PolarsPlan, _as_lists, _generic_ids, _words
 from mbcnav.cohort.schema import ROW
@@ -53,10 +51,9 @@ class NativeEngine:
         return self.answer(valid, tables, derived, out, unnamed)
 
     def derive(self, valid: pl.DataFrame, tables: BatchTables) -> Derived:
-        """facts.c's pass, plus what the program reads besides: input fields as they are, `_given_n`."""
+        """facts.c's pass, and `_given_n` laid out as the program reads an integer."""
         derived = self.facts.derive(valid, tables, reuse=True)
         found = derived.buffers
-        found.update(_passed(valid, (valid.height + 63) // 64))
         planes = [found[f"_given_n_{b}"].values.view(np.uint64) for b in range(INT_BITS)]
         found["_given_n"] = Buffer("bool", np.ascontiguousarray(np.stack(planes, axis=1)).reshape(-1), None)
         return derived
@@ -111,23 +108,8 @@ def _layout(kb: Knowledge, facts: NativeFacts) -> dict[str, tuple[Kind, tuple[st
             layout[name] = ("code", tuple(facts.derivation.enum(name).categories.to_list()))
         else:
             layout[name] = (kind, ())
-    for name in PASSED:
-        layout[name] = ("bool", ()) if kb.columns[name].type == "bool" else ("number", ())
     layout["_given_n"] = ("int", ())
     return layout
-
-
-def _passed(valid: pl.DataFrame, words: int) -> dict[str, Buffer]:
-    """Facts that are input fields as they are: numbers as doubles, booleans as bitmaps."""
-    out = {}
-    for series in valid.select(**PASSED):
-        known = bitmap(series.is_not_null().to_numpy(), words) if series.has_nulls() else None
-        if series.dtype == pl.Boolean:
-            out[series.name] = Buffer("bool", bitmap(series.fill_null(False).to_numpy(), words), known)
-        else:
-            numbers = rows(series.cast(pl.Float64).fill_null(0.0).to_numpy(), words, np.float64)
-            out[series.name] = Buffer("number", numbers, known)
-    return out
 
 
 def _ints(name: str, values: np.ndarray, known: np.ndarray, n: int) -> pl.Series:

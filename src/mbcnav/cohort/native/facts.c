@@ -92,6 +92,8 @@ static inline int64_t whole(const column *c, int64_t i) {
     return ((const int64_t *)c->values)[c->offset + i];
 }
 
+static inline double real(const column *c, int64_t i) { return ((const double *)c->values)[c->offset + i]; }
+
 static inline int eq3(int value, int wanted) { return value < 0 ? -1 : value == wanted; }
 
 static inline int and3(int a, int b) {
@@ -441,6 +443,17 @@ int mbcnav_facts(int64_t n, const column *in, const lists *l, const output *out,
         put_bool(&b, (OUT_taking_qt_drug), i, qt);
 
         /* met_<flag> and prior_<flag> are the bits of met_all and early_all: see flush */
+
+        /* Input fields the program reads as they are: numbers as doubles. */
+        put_number(out, &b, OUT_age, i, ok(&in[IN_age], i), (double)whole(&in[IN_age], i));
+        put_number(out, &b, OUT_ecog, i, ok(&in[IN_ecog], i), (double)whole(&in[IN_ecog], i));
+        put_number(out, &b, OUT_pdl1_cps, i, ok(&in[IN_pdl1_cps], i), real(&in[IN_pdl1_cps], i));
+        put_number(out, &b, OUT_tmb, i, ok(&in[IN_tmb], i), real(&in[IN_tmb], i));
+        put_number(out, &b, OUT_lvef, i, ok(&in[IN_lvef], i), real(&in[IN_lvef], i));
+        put_bool(&b, OUT_visceral_crisis, i, flag(&in[IN_visceral_crisis], i));
+        put_bool(&b, OUT_symptomatic, i, flag(&in[IN_symptomatic], i));
+        put_bool(&b, OUT_spinal_cord_compression, i, flag(&in[IN_spinal_cord_compression], i));
+        put_bool(&b, OUT_oligometastatic, i, flag(&in[IN_oligometastatic], i));
 
         /* The treatment given (PolarsPlan.given): its names' bits ORed; _given_n counts the plan's drugs. */
         uint64_t *given = b.given[i & 63];

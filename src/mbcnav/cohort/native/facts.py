@@ -53,9 +53,16 @@ INPUTS: dict[str, pl.Expr] = {
     "brain_active": _f("disease", "brain_metastases", "active"),
     "brain_symptomatic": _f("disease", "brain_metastases", "symptomatic"),
     "brain_count": _f("disease", "brain_metastases", "count"),
+    "pdl1_cps": _f("tumor", "pdl1_cps"),
+    "tmb": _f("tumor", "tmb"),
+    **{name: _f("disease", name) for name in ("visceral_crisis", "symptomatic", "spinal_cord_compression",
+                                              "oligometastatic")},
+    "ecog": _f("health", "ecog"),
+    "lvef": _f("health", "lvef_percent"),
 }
 
-# Facts that are input fields as they are (Derivation reads them the same way).
+# Facts that are input fields as they are (Derivation reads them the same way). facts.c copies
+# them too (numbers as doubles), for the program; the facts frame takes them from the batch.
 PASSED: dict[str, pl.Expr] = {
     "age": pl.col("age"),
     "pdl1_cps": _f("tumor", "pdl1_cps"),
@@ -86,6 +93,11 @@ _HISTORY: list[tuple[str, Kind]] = [
     ("early_immunotherapy", "bool"), ("endocrine_sensitivity", "enum"), ("et_free_months", "number"),
     ("dfi_months", "number"), ("chemo_relapse_6m", "bool"), ("antiher2_relapse_6m", "bool"),
     ("taking_qt_drug", "bool"),
+]
+_COPIED: list[tuple[str, Kind]] = [
+    ("age", "number"), ("pdl1_cps", "number"), ("tmb", "number"), ("visceral_crisis", "bool"),
+    ("symptomatic", "bool"), ("spinal_cord_compression", "bool"), ("oligometastatic", "bool"), ("ecog", "number"),
+    ("lvef", "number"),
 ]
 OUTCOMES = ("history", "metastatic", "outcome")
 
@@ -204,7 +216,7 @@ class NativeFacts:
         """The same frame as `Derivation.stages(valid, tables, keep)`, from one compiled pass."""
         found = self.derive(valid, tables).buffers
         derived = [self.series(name, found[name], valid.height) for name, _ in self.outputs
-                   if name in self.derivation.columns]
+                   if name in self.derivation.columns and name not in PASSED]
         frame = pl.DataFrame([*valid.select(*keep, **PASSED), *derived])
         return frame.lazy().select([*keep, *self.derivation.columns])
 
@@ -319,7 +331,7 @@ def outputs(derivation: Derivation, plan: Plan) -> list[tuple[str, Kind]]:
     sites = [(f"site_{s}", boolean) for s in SITES]
     conditions = [(CONDITION_COLUMNS[c], boolean) for c in CONDITIONS]
     flags = [(f"{when}_{flag}", boolean) for _, flag in flag_names(derivation) for when in ("met", "prior")]
-    return [*_HEAD, *sites, *_DISEASE, *conditions, *_HISTORY, *given_outputs(plan), *flags]
+    return [*_HEAD, *sites, *_DISEASE, *conditions, *_HISTORY, *_COPIED, *given_outputs(plan), *flags]
 
 
 def header(derivation: Derivation, plan: Plan) -> str:
