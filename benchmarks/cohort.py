@@ -114,10 +114,10 @@ def measure(n: int, folder: Path, batch: int, spark_master: str | None, threads:
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         out = Path(tmp) / "results.parquet"
         if spark_master is None:
-            for compiled, label in ((True, "evaluate (local)"), (False, "  Polars path only")):
+            for compiled, label in ((True, "evaluate (local)"), (False, "Polars path only")):
                 run = _child(LOCAL.format(path=str(path), out=str(out), batch=batch, threads=threads,
                                           compiled=compiled))
-                print(f"  {label:<17}{run['seconds']:7.2f} s  {n / run['seconds']:>12,.0f} patients/s  "
+                print(f"  {label:<19}{run['seconds']:7.2f} s  {n / run['seconds']:>12,.0f} patients/s  "
                       f"peak RSS {run['rss']:.2f} GiB  ({run['cpu']:.1f} s CPU)  "
                       f"-> {out.stat().st_size / 2**20:,.0f} MiB results")
         else:

@@ -11,11 +11,14 @@ import os
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from mbcnav.cohort import DEFAULT_BATCH_ROWS, EVALUATION_THREADS
+
+if TYPE_CHECKING:
+    from mbcnav.cohort.local import Evaluator
 
 # Polars, Arrow and Spark are imported inside the commands: `mbcnav recommend` must not pay for them.
 
@@ -70,6 +73,7 @@ def evaluate(source: Path, out: Path, engine: str, master: str | None, batch_row
     except InputError as err:
         _fail(str(err))
     unit = "rows" if fmt in ("parquet", "csv") else "bytes"
+    evaluator = _local_engine(quiet) if engine == "local" else None
     with click.progressbar(length=total, label=f"evaluating ({unit})", file=sys.stderr,
                            hidden=quiet or engine == "spark") as bar:
         try:
@@ -79,7 +83,7 @@ def evaluate(source: Path, out: Path, engine: str, master: str | None, batch_row
                 click.echo(f"Spark session started in {jvm:.1f} s", err=True)
             else:
                 summary = local.evaluate(source, out, batch_rows=batch_rows, progress=bar.update, workers=workers,
-                                         threads=threads)
+                                         threads=threads, evaluator=evaluator)
         except InputError as err:
             _fail(str(err))
     click.echo(
@@ -94,6 +98,24 @@ def evaluate(source: Path, out: Path, engine: str, master: str | None, batch_row
                    f"each patient's record was used); also listed in {summary.errors_path}", err=True)
     if summary.rejected or summary.noted:
         _show_errors(summary.errors_path)
+
+
+def _local_engine(quiet: bool) -> Evaluator:
+    """The local engine, its compiled passes built (or loaded from the cache) before the progress bar."""
+    import time
+
+    from mbcnav.cohort import local, native
+
+    started = time.perf_counter()
+    evaluator = local.Evaluator()
+    seconds = time.perf_counter() - started
+    if evaluator.native is None and native.enabled():
+        click.echo("The compiled passes could not be built (no C compiler?): evaluating on the slower Polars "
+                   "path; install gcc for about 1.5x the speed.", err=True)
+    elif seconds > 2 and not quiet:
+        click.echo(f"Compiled the cohort engine for this knowledge base in {seconds:.1f} s (first use; kept in "
+                   f"{native.cache_dir()}).", err=True)
+    return evaluator
 
 
 def _spark_engine() -> ModuleType:
