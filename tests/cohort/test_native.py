@@ -189,6 +189,30 @@ def test_compiled_facts_equal_the_polars_derivation(realistic: Path, wide_ndjson
             assert not differ, f"{path.name}: {differ}"
 
 
+def test_list_items_as_categorical_enum_or_text(realistic: Path) -> None:
+    """facts.c reads list items as codes: Categorical, Enum and plain text must all map the same."""
+    ev = Evaluator()
+    assert ev.native is not None
+    [(valid, names), *_] = _batches(realistic, ev, 4_000)
+    sites = pl.Enum(sorted({s for row in valid["disease"].struct.field("sites").drop_nulls().to_list() for s in row}))
+    variants = {
+        "categorical": valid,
+        "enum": valid.with_columns(pl.col("disease").struct.with_fields(
+            pl.field("sites").cast(pl.List(pl.String)).cast(pl.List(sites)))),
+        "text": valid.with_columns(pl.col("given_drugs").cast(pl.List(pl.String)), pl.col("history").cast(
+            pl.Struct({"early": pl.List(pl.Struct({"drugs": pl.List(pl.String), "setting": pl.String,
+                                                     "months_since_end": pl.Float64})),
+                       "metastatic": pl.List(pl.Struct({"drugs": pl.List(pl.String), "outcome": pl.String,
+                                                         "months": pl.Float64}))}))),
+    }
+    tables = ev.tables(valid, names)
+    want = ev.derivation.stages(valid, tables, KEEP).collect()
+    for kind, frame in variants.items():
+        got = ev.native.facts.stages(frame, tables, KEEP).collect()
+        differ = [c for c in want.columns if c != "given_drugs" and not got[c].equals(want[c])]
+        assert not differ, f"{kind}: {differ}"
+
+
 def test_compiled_results_equal_the_polars_path(realistic: Path, wide_ndjson: Path, spark_input: Path,
                                                 tmp_path: Path) -> None:
     """Whole runs, errors files included, on the parity inputs and on rows with deliberate errors."""

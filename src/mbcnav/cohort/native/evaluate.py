@@ -4,8 +4,8 @@ The same results as `Evaluator.results` on the Polars path (facts frame, conditi
 plan over packed bits), without building the ~180 fact columns or the ~160 condition columns as
 Polars frames: facts.c writes the facts (and what the treatment given says) as Arrow-layout
 buffers, the program reads them 64 rows at a time and writes only what the results file holds.
-What stays in Polars is small: a few input fields read as they are, the generic ids of the
-distinct given lists, and turning masks into lists of ids.
+What stays in Polars is small: the generic ids of the distinct given lists, and turning masks
+into lists of ids.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from mbcnav.cohort.native.facts import Derived, NativeFacts
 from mbcnav.cohort.native.program import (
     INT_BITS,
     Buffer,
-    Kind,
+    Layout,
     Outputs,
     Program,
     Unsupported,
@@ -100,9 +100,9 @@ def build(kb: Knowledge, derivation: Derivation, polars: PolarsPlan) -> NativeEn
     return None if program is None else NativeEngine(facts, polars, program)
 
 
-def _layout(kb: Knowledge, facts: NativeFacts) -> dict[str, tuple[Kind, tuple[str, ...]]]:
+def _layout(kb: Knowledge, facts: NativeFacts) -> dict[str, tuple[Layout, tuple[str, ...]]]:
     """Every column the program may read: facts.c's outputs (facts, the given flags), passed-through facts."""
-    layout: dict[str, tuple[Kind, tuple[str, ...]]] = {}
+    layout: dict[str, tuple[Layout, tuple[str, ...]]] = {}
     for name, kind in facts.outputs:
         if kind == "enum":
             layout[name] = ("code", tuple(facts.derivation.enum(name).categories.to_list()))

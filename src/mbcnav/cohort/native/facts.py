@@ -394,8 +394,8 @@ def _allowed(path: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _categories(dtype: pl.DataType, *path: str) -> pa.Array | None:
-    """The text of each code of the Categorical at `path` in `dtype` (through lists and structs),
-    or None when the items there are not Categorical (they are then encoded from their text)."""
+    """The text of each code of the Categorical (or Enum) at `path` in `dtype`, through lists and
+    structs, or None when the items there are text (they are then encoded here)."""
     dtype = instance(dtype)
     for name in path:
         while isinstance(dtype, pl.List):
@@ -404,9 +404,10 @@ def _categories(dtype: pl.DataType, *path: str) -> pa.Array | None:
         dtype = instance(next(f.dtype for f in dtype.fields if f.name == name))
     while isinstance(dtype, pl.List):
         dtype = instance(dtype.inner)
-    if not isinstance(dtype, pl.Categorical):
+    if not isinstance(dtype, pl.Categorical | pl.Enum):
         return None
-    return dtype.categories.to_series().to_arrow()
+    found = dtype.categories          # an Enum's is a Series, a Categorical's a Categories object
+    return (found if isinstance(found, pl.Series) else found.to_series()).to_arrow()
 
 
 def _address(array: pa.Array, buffer: int, width: int = 0) -> int | None:
@@ -429,7 +430,9 @@ def _items(array: pa.Array, positions: Sequence[str], missing: int, categories: 
     absent): Categorical codes as exported, dictionary indices, or text encoded here."""
     if pa.types.is_dictionary(array.type):
         codes, dictionary = array.indices, array.dictionary
-    elif pa.types.is_integer(array.type) and categories is not None:
+    elif pa.types.is_integer(array.type):
+        if categories is None:
+            raise TypeError("integer list items without categories: not Categorical codes")
         codes, dictionary = array, categories
     else:
         encoded = pc.dictionary_encode(array.cast(pa.large_string()))

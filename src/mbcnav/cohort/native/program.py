@@ -4,7 +4,8 @@ The local engine's reference path evaluates the condition texts in Polars and th
 over packed bits in numpy (`bits.Program`). Here the same texts become C: every boolean is a
 pair of 64-bit words (known true, known false: SQL's three-valued logic, as in bits.py), so one
 instruction decides 64 patients; comparisons of a fact with a literal ("atoms") are worked out
-row by row and packed; the few integer steps (counts, CASE positions) run over 64-row arrays.
+row by row and packed; the few integers (counts, CASE positions) are bit planes, added and
+compared 64 patients at a time as well.
 The outputs are what `PolarsPlan.answer` reads: each output list's mask words per row (a 64x64
 bit transpose of the item words), and the decision point and concordance positions.
 
@@ -27,7 +28,7 @@ import numpy.typing as npt
 from mbcnav.cohort import bits, native
 from mbcnav.condition import Column
 
-Kind = Literal["bool", "code", "number", "int"]   # how an input column is laid out
+Layout = Literal["bool", "code", "number", "int"]   # how a column the program reads is laid out
 Type = Literal["bool3", "int", "known", "null", "literal"]
 
 INT_BITS = 8    # bit planes of an integer input (values 0 to 255)
@@ -137,7 +138,7 @@ class Input:
     """A column the program reads: its position in `in[]`, layout, and Enum categories if coded."""
 
     index: int
-    kind: Kind
+    kind: Layout
     categories: tuple[str, ...] = ()
 
 
@@ -168,7 +169,7 @@ class Generator:
     """Compiles nodes to C statements; each distinct subexpression once (as bits.Program does)."""
 
     columns: Mapping[str, Column]
-    layout: Mapping[str, tuple[Kind, tuple[str, ...]]]    # readable column -> layout, categories
+    layout: Mapping[str, tuple[Layout, tuple[str, ...]]]    # readable column -> layout, categories
     lines: list[str] = field(default_factory=list)
     inputs: dict[str, Input] = field(default_factory=dict)
     slots: dict[object, _Slot] = field(default_factory=dict)
@@ -439,7 +440,7 @@ static void transpose64(uint64_t a[64]) {
 
 
 def generate(conditions: Mapping[str, str], steps: Sequence[Mapping[str, str]], columns: Mapping[str, Column],
-             layout: Mapping[str, tuple[Kind, tuple[str, ...]]], lists: Mapping[str, Sequence[Sequence[str]]],
+             layout: Mapping[str, tuple[Layout, tuple[str, ...]]], lists: Mapping[str, Sequence[Sequence[str]]],
              ints: Sequence[str]) -> Generated:
     """The C for conditions then steps; outputs: `lists` (name -> mask words -> items), `ints`."""
     gen = Generator(columns, layout)
