@@ -32,7 +32,8 @@ import numpy.typing as npt
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 FLAGS = ("-g", "-fPIC", "-shared", "-std=c99", "-fno-strict-aliasing")
-_lock = threading.Lock()
+_locks: dict[Path, threading.Lock] = {}
+_locks_lock = threading.Lock()
 
 
 def enabled() -> bool:
@@ -76,7 +77,9 @@ def library(name: str, sources: dict[str, str], optimize: str = "-O2") -> ctypes
     key = repr((sorted(sources.items()), version, optimize, FLAGS, sys.platform))
     digest = hashlib.sha256(key.encode()).hexdigest()[:24]
     target = cache_dir() / f"{name}-{digest}.so"
-    with _lock:
+    with _locks_lock:
+        lock = _locks.setdefault(target, threading.Lock())
+    with lock:   # one build per file in this process; other processes race safely (atomic rename)
         if not target.exists() and not _build(command, [optimize, *FLAGS], sources, target):
             return None
         try:

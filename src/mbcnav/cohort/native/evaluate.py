@@ -11,6 +11,7 @@ into lists of ids.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import polars as pl
@@ -86,26 +87,27 @@ def build(kb: Knowledge, derivation: Derivation, polars: PolarsPlan) -> NativeEn
     text the generator does not translate: the Polars path then runs, with a warning)."""
     if not native.enabled():
         return None
-    facts = compiled_facts.build(derivation, polars.plan)
-    if facts is None:
-        return None
     try:
-        generated = generate(polars.plan.conditions, polars.plan.steps, kb.columns, _layout(kb, facts),
+        generated = generate(polars.plan.conditions, polars.plan.steps, kb.columns, _layout(derivation, polars),
                              {name: [[c for c, _ in chunk] for chunk in _words(items)]
                               for name, items in polars.lists.items()}, INTS)
     except Unsupported as err:
         log.warning("cohort plan not compiled (%s): using the Polars stages", err)
         return None
-    program = compiled(generated)
-    return None if program is None else NativeEngine(facts, polars, program)
+    # The two builds run side by side on a first use (gcc is single-threaded).
+    with ThreadPoolExecutor(1) as pool:
+        building = pool.submit(compiled_facts.build, derivation, polars.plan)
+        program = compiled(generated)
+        facts = building.result()
+    return None if program is None or facts is None else NativeEngine(facts, polars, program)
 
 
-def _layout(kb: Knowledge, facts: NativeFacts) -> dict[str, tuple[Layout, tuple[str, ...]]]:
-    """Every column the program may read: facts.c's outputs (facts, the given flags), passed-through facts."""
+def _layout(derivation: Derivation, polars: PolarsPlan) -> dict[str, tuple[Layout, tuple[str, ...]]]:
+    """Every column the program may read: facts.c's outputs (facts, input fields, the treatment given)."""
     layout: dict[str, tuple[Layout, tuple[str, ...]]] = {}
-    for name, kind in facts.outputs:
+    for name, kind in compiled_facts.outputs(derivation, polars.plan):
         if kind == "enum":
-            layout[name] = ("code", tuple(facts.derivation.enum(name).categories.to_list()))
+            layout[name] = ("code", tuple(derivation.enum(name).categories.to_list()))
         else:
             layout[name] = (kind, ())
     layout["_given_n"] = ("int", ())
