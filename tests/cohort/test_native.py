@@ -290,6 +290,17 @@ def test_a_failing_build_falls_back_and_is_logged(monkeypatch: pytest.MonkeyPatc
     assert not list(tmp_path.rglob("*.so"))
 
 
+def test_a_cache_that_cannot_be_written_falls_back(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a directory", encoding="utf-8")
+    monkeypatch.setenv("MBCNAV_CACHE_DIR", str(blocked))
+    with caplog.at_level(logging.WARNING):
+        assert native.library("one", {"one.c": "int one(void) { return 1; }"}) is None
+    assert "compiled passes unavailable" in caplog.text
+    assert blocked.read_text(encoding="utf-8") == "not a directory"
+
+
 def test_builds_are_cached_by_content(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("MBCNAV_CACHE_DIR", str(tmp_path))
     assert native.library("one", {"one.c": "int one(void) { return 1; }"}) is not None

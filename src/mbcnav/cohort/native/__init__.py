@@ -80,12 +80,12 @@ def library(name: str, sources: dict[str, str], optimize: str = "-O2") -> ctypes
     with _locks_lock:
         lock = _locks.setdefault(target, threading.Lock())
     with lock:   # one build per file in this process; other processes race safely (atomic rename)
-        if not target.exists() and not _build(command, [optimize, *FLAGS], sources, target):
-            return None
         try:
+            if not target.exists() and not _build(command, [optimize, *FLAGS], sources, target):
+                return None
             return ctypes.CDLL(str(target))
-        except OSError as err:
-            log.warning("cannot load %s (%s): using the Polars stages", target, err)
+        except OSError as err:   # a cache directory that cannot be written, a file that does not load
+            log.warning("compiled passes unavailable (%s): using the Polars stages", err)
             return None
 
 
