@@ -76,6 +76,8 @@ RESULT = {{'seconds': time.perf_counter() - started, 'built': ev.native is not N
 LOCAL = """
 import time
 from pathlib import Path
+from mbcnav.cohort import keep_freed_memory
+keep_freed_memory()   # as `mbcnav cohort evaluate` does, before Polars loads
 from mbcnav.cohort import local
 ev = local.Evaluator(compiled={compiled})   # built before the clock starts (as in a long-running service)
 assert (ev.native is not None) == {compiled}, "compiled passes asked for but not built (no C compiler?)"

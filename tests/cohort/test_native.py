@@ -331,3 +331,22 @@ def test_cache_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert native.cache_dir() == tmp_path / "xdg" / "mbcnav" / "native"
     assert os.environ["XDG_CACHE_HOME"].endswith("xdg")
+
+
+def _environment_after(code: str, **env: str) -> str:
+    import subprocess
+    import sys
+
+    clean = {k: v for k, v in os.environ.items() if k != "_RJEM_MALLOC_CONF"} | env
+    done = subprocess.run([sys.executable, "-c", code + "\nimport os; print(os.environ.get('_RJEM_MALLOC_CONF'))"],
+                          capture_output=True, text=True, env=clean, check=True)
+    return done.stdout.strip()
+
+
+def test_a_batch_process_keeps_freed_memory_only_before_polars_loads() -> None:
+    """`mbcnav cohort evaluate` asks Polars' jemalloc to keep freed pages (fewer page faults)."""
+    keep = "from mbcnav.cohort import keep_freed_memory; keep_freed_memory()"
+    assert _environment_after(keep) == "dirty_decay_ms:-1,muzzy_decay_ms:-1"
+    # Too late once Polars is loaded (it wrote its own defaults then): nothing is pretended.
+    assert "dirty_decay_ms:-1" not in _environment_after("import polars\n" + keep)
+    assert _environment_after(keep, _RJEM_MALLOC_CONF="narenas:1") == "narenas:1"   # the user's wins

@@ -60,6 +60,9 @@ def evaluate(source: Path, out: Path, engine: str, master: str | None, batch_row
     flat like the CSV (dotted column names). Malformed rows are listed in RESULTS.errors.csv and
     skipped; see docs/cohort.md.
     """
+    from mbcnav.cohort import keep_freed_memory
+
+    keep_freed_memory()   # before Polars loads: this process only runs the batch
     from mbcnav.cohort import local, read
     from mbcnav.cohort.read import InputError
 
