@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from mbcnav.cohort import local, native
 from mbcnav.cohort.local import KEEP, Evaluator
 from mbcnav.cohort.native import evaluate as native_engine
-from mbcnav.cohort.native.program import Buffer, Unsupported, bitmap, compiled, generate, planes, rows
+from mbcnav.cohort.native.program import INT_BITS, Buffer, Unsupported, compiled, generate
 from mbcnav.condition import Column
 from tests.cohort.test_bits import _bool_sql, _int_sql
 
@@ -41,6 +41,30 @@ ROWS = st.lists(st.fixed_dictionaries({
 }), min_size=1, max_size=150)
 SCHEMA = {**{c: pl.Boolean for c in BOOLS}, **{c: pl.Int32 for c in INTS}, TEXT: pl.Enum(CATEGORIES),
           "num": pl.Float64, "txt": pl.Enum(CATEGORIES)}
+
+
+def bitmap(flags: Any, words: int) -> Any:
+    """Flags packed as an Arrow bitmap of whole 64-bit words."""
+    out = np.zeros(words * 8, dtype=np.uint8)
+    packed = np.packbits(flags, bitorder="little")
+    out[:packed.size] = packed
+    return out
+
+
+def rows(array: Any, words: int, dtype: Any) -> Any:
+    """`array` as `dtype`, zero-padded to whole 64-row words."""
+    out = np.zeros(words * 64, dtype=dtype)
+    out[:array.size] = array
+    return out
+
+
+def planes(values: Any, words: int) -> Any:
+    """Integers 0..2**INT_BITS - 1 as the program reads them: INT_BITS bit planes per word."""
+    padded = rows(values, words, np.int64)
+    assert 0 <= padded.min() <= padded.max() < 1 << INT_BITS
+    bits = (padded.reshape(words, 64, 1) >> np.arange(INT_BITS)) & 1
+    packed = np.packbits(bits.transpose(0, 2, 1).astype(np.bool_), axis=2, bitorder="little")
+    return np.ascontiguousarray(packed).view(np.uint64).reshape(words * INT_BITS)
 
 
 def _buffers(frame: pl.DataFrame) -> dict[str, Buffer]:

@@ -31,9 +31,25 @@ import numpy.typing as npt
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
-FLAGS = ("-g", "-fPIC", "-shared", "-std=c99", "-fno-strict-aliasing")
+FLAGS = ("-fPIC", "-shared", "-std=c99", "-fno-strict-aliasing")
 _locks: dict[Path, threading.Lock] = {}
 _locks_lock = threading.Lock()
+
+
+class Column(ctypes.Structure):
+    """common.h's `column`: an input as Arrow buffers (values, validity bitmap, first row)."""
+
+    _fields_ = [("values", ctypes.c_void_p), ("valid", ctypes.c_void_p), ("offset", ctypes.c_int64)]
+
+
+def headers() -> dict[str, str]:
+    """The shared header every compiled pass includes (file name -> text)."""
+    return {"common.h": (HERE / "common.h").read_text(encoding="utf-8")}
+
+
+def zeros(_: str, size: int, dtype: Any) -> npt.NDArray[Any]:
+    """A fresh zeroed buffer, for callers that keep what a pass writes (`Arena.take`'s signature)."""
+    return np.zeros(size, dtype=dtype)
 
 
 def enabled() -> bool:

@@ -8,16 +8,10 @@
 
    Inputs are Arrow buffers: values plus an optional validity bitmap, both read at `offset`.
    Outputs are Arrow buffers too: bitmaps for booleans, uint8 codes for Enums, doubles for
-   numbers, each with a validity bitmap; the caller zeroes them. */
+   numbers, each with a validity bitmap; every row (and every bitmap word) is written here, so
+   the caller may hand over buffers with any contents. */
 
-#include <stdint.h>
-#include <string.h>
-
-typedef struct {
-    const void *values;
-    const uint8_t *valid;   /* NULL: every value is there */
-    int64_t offset;
-} column;
+#include "common.h"
 
 typedef struct {
     void *values;
@@ -131,17 +125,6 @@ static inline void put_code(const output *out, block *b, int o, int64_t i, int v
 static inline void put_number(const output *out, block *b, int o, int64_t i, int known_, double v) {
     ((double *)out[o].values)[i] = known_ ? v : 0.0;
     b->valid[o] |= (uint64_t)(known_ != 0) << (i & 63);
-}
-
-/* a[c] bit r <- a[r] bit c (Hacker's Delight, transpose32 widened to 64). */
-static void transpose64(uint64_t a[64]) {
-    uint64_t m = 0x00000000FFFFFFFFull, t;
-    for (int j = 32; j; j >>= 1, m ^= m << j)
-        for (int k = 0; k < 64; k = ((k | j) + 1) & ~j) {
-            t = ((a[k] >> j) ^ a[k | j]) & m;
-            a[k] ^= t << j;
-            a[k | j] ^= t;
-        }
 }
 
 /* Write the block's words (word `w` of every bitmap) and clear it for the next 64 rows. */

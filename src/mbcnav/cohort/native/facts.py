@@ -109,10 +109,6 @@ def _symbol(text: str) -> str:
 _P = ctypes.c_void_p
 
 
-class _Column(ctypes.Structure):
-    _fields_ = [("values", ctypes.c_void_p), ("valid", ctypes.c_void_p), ("offset", ctypes.c_int64)]
-
-
 class _Output(ctypes.Structure):
     _fields_ = [("values", ctypes.c_void_p), ("valid", ctypes.c_void_p)]
 
@@ -171,7 +167,7 @@ class NativeFacts:
         self.outputs = outputs(derivation, plan)
         self.fn = lib.mbcnav_facts
         self.fn.restype = ctypes.c_int
-        self.fn.argtypes = [ctypes.c_int64, ctypes.POINTER(_Column), ctypes.POINTER(_Lists),
+        self.fn.argtypes = [ctypes.c_int64, ctypes.POINTER(native.Column), ctypes.POINTER(_Lists),
                             ctypes.POINTER(_Output), _P, ctypes.c_int64]
         self.categories = {name: pl.Series(derivation.enum(name).categories.to_list(), dtype=derivation.enum(name))
                            for name, kind in self.outputs if kind == "enum"}
@@ -192,9 +188,9 @@ class NativeFacts:
         n = valid.height
         hold = _Keep([])
         inputs = valid.select(**INPUTS)
-        columns = (_Column * len(INPUTS))(*(_column(inputs[name], hold) for name in INPUTS))
+        columns = (native.Column * len(INPUTS))(*(_column(inputs[name], hold) for name in INPUTS))
         lists, scratch = self._lists(valid, tables, hold)
-        allocate = self.arena.take if reuse else _fresh
+        allocate = self.arena.take if reuse else native.zeros
         found = {name: Buffer(kind, *_buffers(name, kind, n, i >= self.first_never_null, allocate))
                  for i, (name, kind) in enumerate(self.outputs)}
         out = (_Output * len(found))(*(_Output(hold.ptr(b.values), None if b.valid is None else hold.ptr(b.valid))
@@ -222,16 +218,13 @@ class NativeFacts:
 
     def series(self, name: str, buffer: Buffer, n: int) -> pl.Series:
         """A fact's buffers as its Polars column (Enums through their categories)."""
-        return self._series(name, buffer.kind, buffer.values, buffer.valid, n)
-
-    def _series(self, name: str, kind: Kind, values: npt.NDArray[np.generic],
-                valid_bits: npt.NDArray[np.uint8] | None, n: int) -> pl.Series:
-        mask = None if valid_bits is None else pa.py_buffer(valid_bits)
-        if kind == "bool":
-            return pl.Series(name, pa.Array.from_buffers(pa.bool_(), n, [mask, pa.py_buffer(values)]))
-        if kind == "number":
-            return pl.Series(name, pa.Array.from_buffers(pa.float64(), n, [mask, pa.py_buffer(values)]))
-        codes = pl.Series(pa.Array.from_buffers(pa.uint8(), n, [mask, pa.py_buffer(values)]))
+        mask = None if buffer.valid is None else pa.py_buffer(buffer.valid)
+        values = pa.py_buffer(buffer.values)
+        if buffer.kind == "bool":
+            return pl.Series(name, pa.Array.from_buffers(pa.bool_(), n, [mask, values]))
+        if buffer.kind == "number":
+            return pl.Series(name, pa.Array.from_buffers(pa.float64(), n, [mask, values]))
+        codes = pl.Series(pa.Array.from_buffers(pa.uint8(), n, [mask, values]))
         return self.categories[name].gather(codes).alias(name)
 
     def _lists(self, valid: pl.DataFrame, tables: BatchTables, hold: _Keep) -> tuple[_Lists, npt.NDArray[np.uint64]]:
@@ -285,30 +278,36 @@ class NativeFacts:
         (through combination parts, as PolarsPlan.given), then whether it is something else, a trial."""
         plan = self.plan
         known = {*plan.given, *plan.not_systemic, TRIAL}
-        width = len(plan.given) + 2
-        table = np.zeros((len(names) + 1, (width + 63) // 64), dtype=np.uint64)
-        for row, name in enumerate(names):
-            parts = plan.parts(tables.names.ids.get(name, ()))
-            bits = [d in parts for d in plan.given] + [any(p not in known for p in parts), TRIAL in parts]
-            for b, on in enumerate(bits):
-                if on:
-                    table[row, b // 64] |= np.uint64(1 << (b % 64))
-        return table
+
+        def bits(ids: tuple[str, ...]) -> list[bool]:
+            parts = plan.parts(ids)
+            return [d in parts for d in plan.given] + [any(p not in known for p in parts), TRIAL in parts]
+
+        return _bit_table([bits(tables.names.ids.get(name, ())) for name in names], len(plan.given) + 2)
 
     def _name_flags(self, names: Sequence[str], tables: BatchTables) -> npt.NDArray[np.uint64]:
         """Per drug name (and a last row for unknown names): entry-class bits, then flag bits."""
-        words = flag_words(len(self.flags))
-        table = np.zeros((len(names) + 1, words), dtype=np.uint64)
         drugs = self.derivation.drugs
-        for row, name in enumerate(names):
-            expanded = drugs.expand(tables.names.ids.get(name, ()))
+
+        def bits(ids: tuple[str, ...]) -> list[bool]:
+            expanded = drugs.expand(ids)
             classes = drugs.classes_of(expanded)
-            bits = [cls in classes for cls in ENTRY_CLASSES]
-            bits += [(flag in classes) if kind == "class" else (flag in expanded) for kind, flag in self.flags]
-            for b, on in enumerate(bits):
-                if on:
-                    table[row, b // 64] |= np.uint64(1 << (b % 64))
-        return table
+            return [cls in classes for cls in ENTRY_CLASSES] + [
+                (flag in classes) if kind == "class" else (flag in expanded) for kind, flag in self.flags]
+
+        return _bit_table([bits(tables.names.ids.get(name, ())) for name in names],
+                          len(ENTRY_CLASSES) + len(self.flags))
+
+
+def _bit_table(rows: Sequence[Sequence[bool]], width: int) -> npt.NDArray[np.uint64]:
+    """One row of 64-bit words per entry, bit b set where rows[i][b] is, and a last all-zero row
+    (the code of a missing or unknown name)."""
+    table = np.zeros((len(rows) + 1, (width + 63) // 64), dtype=np.uint64)
+    for row, flags in enumerate(rows):
+        for b, on in enumerate(flags):
+            if on:
+                table[row, b // 64] |= np.uint64(1 << (b % 64))
+    return table
 
 
 def flag_names(derivation: Derivation) -> list[tuple[str, str]]:
@@ -378,7 +377,7 @@ def header(derivation: Derivation, plan: Plan) -> str:
 def build(derivation: Derivation, plan: Plan) -> NativeFacts | None:
     """facts.c compiled for this derivation and plan, or None (no compiler, or compiled passes off)."""
     source = (native.HERE / "facts.c").read_text(encoding="utf-8")
-    lib = native.library("facts", {"facts.c": source, "facts_layout.h": header(derivation, plan)})
+    lib = native.library("facts", {"facts.c": source, "facts_layout.h": header(derivation, plan), **native.headers()})
     return None if lib is None else NativeFacts(derivation, plan, lib)
 
 
@@ -445,10 +444,6 @@ def _items(array: pa.Array, positions: Sequence[str], missing: int, categories: 
     return _Items(_address(codes, 1, 4), _address(codes, 0), codes.offset, hold.ptr(table), missing)
 
 
-def _fresh(_: str, size: int, dtype: Any) -> npt.NDArray[Any]:
-    return np.zeros(size, dtype=dtype)
-
-
 def _buffers(name: str, kind: Kind, n: int, never_null: bool, allocate: Callable[[str, int, Any], npt.NDArray[Any]]
              ) -> tuple[npt.NDArray[np.generic], npt.NDArray[np.uint8] | None]:
     """Output buffers for facts.c, bitmaps in whole 64-bit words (it writes a word per 64 rows and
@@ -462,7 +457,7 @@ def _buffers(name: str, kind: Kind, n: int, never_null: bool, allocate: Callable
     return allocate(name, rows, np.uint8), valid
 
 
-def _column(series: pl.Series, hold: _Keep) -> _Column:
+def _column(series: pl.Series, hold: _Keep) -> native.Column:
     """A Polars column as Arrow buffers: validity bitmap, values (Enums as their uint8 codes)."""
     physical = series.rechunk().to_physical()
     if isinstance(series.dtype, pl.Enum) and physical.dtype != pl.UInt8:
@@ -472,4 +467,4 @@ def _column(series: pl.Series, hold: _Keep) -> _Column:
     buffers = array.buffers()
     validity = buffers[0].address if buffers[0] is not None else None
     values = buffers[1].address if len(buffers) > 1 and buffers[1] is not None else None
-    return _Column(values, validity, array.offset)
+    return native.Column(values, validity, array.offset)
