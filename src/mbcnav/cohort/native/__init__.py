@@ -81,7 +81,7 @@ def library(name: str, sources: dict[str, str], optimize: str = "-O2") -> ctypes
 
     The build is cached by content: a new knowledge base or a new mbcnav version builds anew,
     a second run loads the cached file (a few milliseconds). `optimize`: gcc's level (the
-    generated program compiles in ~4 s at -O1 and ~15 s at -O2, and runs about as fast).
+    generated program compiles in 2-4 s at -O1 and 5-12 s at -O2, and runs about as fast).
     """
     if not enabled():
         return None
