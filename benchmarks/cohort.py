@@ -60,7 +60,7 @@ import time
 from pathlib import Path
 from mbcnav.cohort import local
 started, cpu = time.perf_counter(), time.process_time()
-rows = sum(f.height for b in local.batches(Path({path!r}), {batch})[1] for f in b.frames)
+rows = sum(b.rows for b in local.batches(Path({path!r}), {batch})[1])
 RESULT = {{'seconds': time.perf_counter() - started, 'cpu': time.process_time() - cpu, 'rows': rows}}
 """
 
@@ -136,7 +136,7 @@ from mbcnav.cohort import local, read
 from mbcnav.cohort.plan import build
 ev = local.Evaluator()
 batch = next(read.read_parquet(Path({path!r}), 10**9))
-checked = ev.check(batch.frames[0])
+checked = ev.check(batch.all_frames()[0])
 tables = ev.tables(checked.valid, checked.drug_names)
 facts = ev.derivation.stages(checked.valid, tables, ['_row']).collect()
 facts.write_parquet({facts!r})
@@ -174,7 +174,7 @@ STAGES = """
 import time
 from pathlib import Path
 import polars as pl
-from mbcnav.cohort import local, read
+from mbcnav.cohort import local, read, validate_arrow
 from mbcnav.cohort.facts import _FIRST, _SECOND
 ev = local.Evaluator(compiled={compiled})
 out = {{}}
@@ -186,21 +186,31 @@ def stage(name, make):
 batches = read.read_parquet(Path({path!r}), {batch})
 first = next(batches)
 # One-time work before the clock: drug name lookups, lazy imports (pyarrow.compute), first plans.
-warm = ev.check(first.frames[0], first.drug_names)
+warm = ev.check(first.all_frames()[0], first.drug_names)
 ev.results(warm.valid, warm.drug_names)
-batch = stage("read", lambda: next(batches))
-frame = batch.frames[0]
-checked = stage("validate", lambda: ev.check(frame, batch.drug_names))
-valid, d, plan = checked.valid, ev.derivation, ev.polars
-tables = ev.tables(valid, checked.drug_names)
-unnamed = valid["patient_id"].has_nulls()
 if {compiled}:
+    ev.in_place(first.arrow[0])
+batch = stage("read", lambda: next(batches))
+if {compiled}:
+    # The path a nested Parquet batch takes: read in place, no Polars frame of the input.
     assert ev.native is not None, "no compiled passes here (no C compiler?)"
-    nat = ev.native
-    derived = stage("facts (facts.c)", lambda: nat.derive(valid, tables))
-    ran = stage("conditions and plan (program)", lambda: nat.program.run(valid.height, derived.buffers))
-    result = stage("answer and id lists", lambda: nat.answer(valid, tables, derived, ran, unnamed))
+    nat, part = ev.native, batch.arrow[0]
+    arrow, names = part.batch, read._dictionary_drug_names(part.batch)
+    ev.names.learn(sorted(names))
+    rows = arrow.num_rows
+    stage("validate (in place)", lambda: validate_arrow.canonical(arrow.schema)
+          and validate_arrow.lists_are_tight(arrow) and validate_arrow.rejected(arrow, ev.names.unknown).any())
+    tables = ev.arrow_tables(arrow, names)
+    derived = stage("facts (facts.c)", lambda: nat.derive_arrow(arrow, tables))
+    ran = stage("conditions and plan (program)", lambda: nat.program.run(rows, derived.buffers))
+    result = stage("answer and id lists", lambda: nat.answer_arrow(arrow, part.first_row, tables, derived, ran))
 else:
+    frame = stage("Arrow to Polars", lambda: batch.all_frames()[0])
+    checked = stage("validate", lambda: ev.check(frame, batch.drug_names))
+    valid, d, plan = checked.valid, ev.derivation, ev.polars
+    tables = ev.tables(valid, checked.drug_names)
+    unnamed = valid["patient_id"].has_nulls()
+    rows = frame.height
     listed = stage("history and list masks", lambda: d.segments(valid, tables))
     facts = d.facts(tables.names)
     parts = ([e for e in facts if e.meta.output_name() in _FIRST],
@@ -213,7 +223,7 @@ else:
     result = stage("id lists", lambda: plan.answer(ruled, unnamed))
 stage("write", lambda: result.lazy().sink_parquet({out!r}, compression="lz4", statistics=False))
 RESULT = {{k: v[0] for k, v in out.items()}} | {{k + " (wall)": v[1] for k, v in out.items()}}
-RESULT["rows"] = frame.height
+RESULT["rows"] = rows
 """
 
 

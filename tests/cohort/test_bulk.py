@@ -92,7 +92,7 @@ def test_a_pool_of_processes_maps_the_same_profiles_in_the_same_order(tmp_path: 
 
     def read_all(**options: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         batches = list(bulk.read_bulk(folder, 4, **options))
-        records = [r for batch in batches for frame in batch.frames for r in frame.to_dicts()]
+        records = [r for batch in batches for frame in batch.all_frames() for r in frame.to_dicts()]
         return records, [n for batch in batches for n in batch.notes.to_dicts()]
 
     alone = read_all(workers=1)

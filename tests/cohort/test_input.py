@@ -126,16 +126,16 @@ def test_a_crash_leaves_no_half_written_results(tmp_path: Path, monkeypatch: pyt
     out = tmp_path / "results.parquet"
     out.write_bytes(b"previous results")
     calls = 0
-    real = local.Evaluator.results
+    real = local._evaluate_batch
 
-    def failing(self: local.Evaluator, valid: pl.DataFrame, names: Any) -> pl.DataFrame:
+    def failing(ev: local.Evaluator, batch: Any) -> local.Evaluated:
         nonlocal calls
         calls += 1
         if calls == 2:
             raise RuntimeError("disk full")
-        return real(self, valid, names)
+        return real(ev, batch)
 
-    monkeypatch.setattr(local.Evaluator, "results", failing)
+    monkeypatch.setattr(local, "_evaluate_batch", failing)
     with pytest.raises(RuntimeError, match="disk full"):
         local.evaluate(source, out, batch_rows=1_000)
     assert out.read_bytes() == b"previous results"

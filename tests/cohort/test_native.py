@@ -194,7 +194,7 @@ def _batches(path: Path, ev: Evaluator, rows_: int) -> list[tuple[pl.DataFrame, 
     _, found = local.batches(path, rows_)
     out = []
     for batch in found:
-        for frame in batch.frames:
+        for frame in batch.all_frames():
             checked = ev.check(frame, batch.drug_names)
             out.append((checked.valid, set(checked.drug_names)))
     return out

@@ -9,6 +9,7 @@ to a temporary Parquet file beside the output; only a complete run renames it in
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import time
@@ -19,10 +20,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
+import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.compute as pc  # type: ignore[import-untyped]
 from polars.io.plugins import register_io_source
 
-from mbcnav.cohort import DEFAULT_BATCH_ROWS, EVALUATION_THREADS, read
+from mbcnav.cohort import DEFAULT_BATCH_ROWS, EVALUATION_THREADS, read, validate_arrow
 from mbcnav.cohort.facts import BatchTables, Derivation
 from mbcnav.cohort.native import evaluate as native_engine
 from mbcnav.cohort.plan import build
@@ -32,6 +36,7 @@ from mbcnav.cohort.tables import name_bits, qt_names
 from mbcnav.cohort.validate import Checked, DrugNames, canonical_schema, check
 from mbcnav.knowledge.loader import Knowledge, knowledge
 
+log = logging.getLogger(__name__)
 Progress = Callable[[int], None]
 KEEP = (ROW, "patient_id", "given_drugs")
 
@@ -68,6 +73,44 @@ class Evaluator:
     def tables(self, valid: pl.DataFrame, drug_names: Iterable[str]) -> BatchTables:
         meds = valid.select(pl.col("current_medications").explode().drop_nulls().unique()).to_series().to_list()
         return BatchTables(name_bits(drug_names, self.names.known), qt_names(self.kb, meds))
+
+    def in_place(self, part: read.ArrowPart) -> tuple[pl.DataFrame, pl.DataFrame] | None:
+        """Results and problems of a nested Parquet part read in place by the compiled passes, or
+        None when it cannot be (not the Profile's own layout, compiled passes off): then it goes
+        through Polars validation as a frame.
+
+        Rows `validate_arrow` rejects are left out and explained by `check` on those rows alone;
+        should `check` accept any of them, the two disagree and the part is not read in place.
+        """
+        batch = part.batch
+        if self.native is None or not validate_arrow.canonical(batch.schema):
+            return None
+        names = read._dictionary_drug_names(batch)
+        if names is None or not validate_arrow.lists_are_tight(batch):
+            return None
+        self.names.learn(sorted(names))
+        bad = validate_arrow.rejected(batch, self.names.unknown)
+        problems = read.no_problems()
+        if bad.any():
+            rows = np.flatnonzero(bad)
+            frame = pl.from_arrow(batch.filter(pa.array(bad)))
+            assert isinstance(frame, pl.DataFrame)
+            frame = frame.with_columns(pl.Series(ROW, rows + part.first_row, dtype=pl.UInt64))
+            checked = self.check(frame, names)
+            if checked.valid.height:
+                log.warning("rows %s: in-place validation rejects what validation accepts; reading the batch "
+                            "through Polars", checked.valid[ROW].head(5).to_list())
+                return None
+            problems = checked.problems
+        results = self.native.results_arrow(batch, part.first_row, self.arrow_tables(batch, names))
+        return (results.filter(pl.Series(~bad)) if bad.any() else results), problems
+
+    def arrow_tables(self, batch: pa.RecordBatch, drug_names: Iterable[str]) -> BatchTables:
+        """`tables` for a Parquet batch read in place: medicines from their dictionary's few values."""
+        meds = batch.column("current_medications").values
+        listed = meds.dictionary if pa.types.is_dictionary(meds.type) else pc.unique(meds)
+        return BatchTables(name_bits(drug_names, self.names.known),
+                           qt_names(self.kb, [m for m in listed.to_pylist() if m is not None]))
 
     def results(self, valid: pl.DataFrame, drug_names: Iterable[str]) -> pl.DataFrame:
         tables = self.tables(valid, drug_names)
@@ -218,23 +261,28 @@ class Evaluated:
 
 
 def _evaluate_batch(ev: Evaluator, batch: read.Batch) -> Evaluated:
-    checked = [ev.check(frame, batch.drug_names) for frame in batch.frames]
+    in_place = [(part, ev.in_place(part)) for part in batch.arrow]
+    frames = [*batch.frames, *read._joined([part.frame() for part, done in in_place if done is None])]
+    checked = [ev.check(frame, batch.drug_names) for frame in frames]
     undecodable = batch.problems.select(ROW).unique()
     # A row with a cell that could not be decoded is rejected as a whole (CSV JSON cells).
     valid = [c.valid.join(undecodable, on=ROW, how="anti") if undecodable.height else c.valid
              for c in checked if c.valid.height]
-    found = [batch.problems, *(c.problems for c in checked)]
-    frame = None
+    found = [batch.problems, *(c.problems for c in checked), *(done[1] for _, done in in_place if done)]
+    parts = [done[0] for _, done in in_place if done and done[0].height]
     if valid:
         names = {n for c in checked for n in c.drug_names}
         # Parts of a batch (files of different layouts, NDJSON lines read by kind) in input order.
         joined = pl.concat(valid, how="vertical_relaxed")
-        frame = ev.results(joined.sort(ROW) if len(valid) > 1 else joined, names)
+        parts.append(ev.results(joined.sort(ROW) if len(valid) > 1 else joined, names))
+    frame = None
+    if parts:
+        frame = pl.concat(parts).sort("row") if len(parts) > 1 else parts[0]
     return Evaluated(
         frame=frame,
         problems=[f for f in [*found, batch.notes] if f.height],
         size=batch.size,
-        read=sum(f.height for f in batch.frames) + batch.problems.select(ROW).n_unique(),
+        read=batch.rows + batch.problems.select(ROW).n_unique(),
         rejected=pl.concat([f.select(ROW) for f in found]).n_unique(),
         noted=batch.notes.height,
     )

@@ -17,6 +17,7 @@ returned as problems with their row number, never dropped.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import compress
@@ -30,6 +31,7 @@ import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.json as pajson  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
+from mbcnav.cohort import EVALUATION_THREADS
 from mbcnav.cohort.schema import ROW, Field, dtype, instance, profile_tree
 from mbcnav.profile import ProfileError, profile_json
 
@@ -51,6 +53,32 @@ class Batch:
     # Reported, but no record is rejected for them: FHIR lines that are not resources (_row null)
     # and resources the mCODE import could not read (_row of their patient, who is still evaluated).
     notes: pl.DataFrame = dataclasses.field(default_factory=lambda: no_problems())
+    # Nested Parquet, kept as Arrow: the local engine reads batches in the Profile's own layout in
+    # place (validate_arrow.canonical); `all_frames` turns them into frames for everything else.
+    arrow: list[ArrowPart] = dataclasses.field(default_factory=list)
+
+    def all_frames(self) -> list[pl.DataFrame]:
+        """`frames`, and the Arrow parts as frames (consecutive parts of one layout joined)."""
+        return [*self.frames, *_joined([part.frame() for part in self.arrow])] if self.arrow else self.frames
+
+    @property
+    def rows(self) -> int:
+        """Records read into frames or parts (not those that could not be decoded)."""
+        return sum(f.height for f in self.frames) + sum(int(p.batch.num_rows) for p in self.arrow)
+
+
+@dataclass(frozen=True)
+class ArrowPart:
+    """Records of a nested Parquet file as Arrow read them, the first one's row number."""
+
+    first_row: int
+    batch: pa.RecordBatch
+
+    def frame(self) -> pl.DataFrame:
+        frame = pl.from_arrow(self.batch)
+        assert isinstance(frame, pl.DataFrame)
+        rows = pl.int_range(self.first_row, self.first_row + frame.height, dtype=pl.UInt64)
+        return frame.with_columns(rows.alias(ROW))
 
 
 def problems(rows: list[int | None], field: str, message: str) -> pl.DataFrame:
@@ -131,34 +159,37 @@ def read_parquet(path: Path, batch_rows: int) -> Iterator[Batch]:
     """
     start = 1
     pending: list[pl.DataFrame] = []
+    parts: list[ArrowPart] = []
     flat_problems: list[pl.DataFrame] = [no_problems()]
     names: set[str] | None = set()
     size = 0
     for file in parquet_files(path):
         reader = open_parquet(file, _dictionary_columns(file))
+        flat = any("." in name for name in reader.schema_arrow.names)   # a flat export: CSV's layout, typed
         for group in range(reader.metadata.num_row_groups):
             for record_batch in _record_batches(reader, file, group, batch_rows):
                 found = _dictionary_drug_names(record_batch)
                 names = None if names is None or found is None else names | found
-                frame = pl.from_arrow(record_batch)
-                assert isinstance(frame, pl.DataFrame)
-                frame = frame.with_columns(pl.int_range(start, start + frame.height, dtype=pl.UInt64).alias(ROW))
-                if any("." in name for name in frame.columns):  # a flat export: CSV's layout, typed
-                    frame, found_here = _nest(frame, profile_tree())
+                if flat:
+                    frame, found_here = _nest(ArrowPart(start, record_batch).frame(), profile_tree())
                     flat_problems.append(found_here)
-                pending.append(frame)
-                start += frame.height
-                size += frame.height
+                    pending.append(frame)
+                else:
+                    parts.append(ArrowPart(start, record_batch))
+                start += record_batch.num_rows
+                size += record_batch.num_rows
                 if size >= batch_rows:
-                    yield Batch(_joined(pending), pl.concat(flat_problems), size, names)
-                    pending, flat_problems, size, names = [], [no_problems()], 0, set()
-    if pending:
-        yield Batch(_joined(pending), pl.concat(flat_problems), size, names)
+                    yield Batch(_joined(pending), pl.concat(flat_problems), size, names, arrow=parts)
+                    pending, parts, flat_problems, size, names = [], [], [no_problems()], 0, set()
+    if pending or parts:
+        yield Batch(_joined(pending), pl.concat(flat_problems), size, names, arrow=parts)
 
 
 def _record_batches(reader: pq.ParquetFile, file: Path, group: int, batch_rows: int) -> Iterator[pa.RecordBatch]:
     """One row group's batches; damaged data (a file cut or overwritten after its footer) is an InputError."""
-    batches = reader.iter_batches(batch_size=batch_rows, row_groups=[group])
+    # Arrow's decoding threads cost ~20% more CPU than one; they only pay where cores are idle.
+    spare = (os.cpu_count() or 1) > EVALUATION_THREADS + 1
+    batches = reader.iter_batches(batch_size=batch_rows, row_groups=[group], use_threads=spare)
     while True:
         try:
             batch = next(batches)

@@ -315,7 +315,7 @@ def _stage_text(source: Path, target: Path) -> tuple[Path, pl.DataFrame, pl.Data
     for batch in found:
         problems.append(batch.problems)
         notes.append(batch.notes)
-        for frame in batch.frames:
+        for frame in batch.all_frames():
             checked = ev.check(frame)
             problems.append(checked.problems)
             frames.append(checked.valid)

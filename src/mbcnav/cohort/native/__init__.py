@@ -37,9 +37,15 @@ _locks_lock = threading.Lock()
 
 
 class Column(ctypes.Structure):
-    """common.h's `column`: an input as Arrow buffers (values, validity bitmap, first row)."""
+    """common.h's `column`: an input as Arrow buffers (values, validity bitmap, first row), and for
+    an Enum read from Parquet in place, its dictionary's codes and the code of a missing value."""
 
-    _fields_ = [("values", ctypes.c_void_p), ("valid", ctypes.c_void_p), ("offset", ctypes.c_int64)]
+    _fields_ = [("values", ctypes.c_void_p), ("valid", ctypes.c_void_p), ("offset", ctypes.c_int64),
+                ("table", ctypes.c_void_p), ("missing", ctypes.c_int64)]
+
+    def __init__(self, values: int | None = None, valid: int | None = None, offset: int = 0,
+                 table: int | None = None, missing: int = -1) -> None:
+        super().__init__(values, valid, offset, table, missing)
 
 
 def headers() -> dict[str, str]:

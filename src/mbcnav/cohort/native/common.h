@@ -8,6 +8,9 @@ typedef struct {
     const void *values;
     const uint8_t *valid;   /* Arrow validity bitmap; NULL: every value is there */
     int64_t offset;         /* the first row's position in values and valid */
+    const int16_t *table;   /* Enums read in place from Parquet: values are int32 dictionary indices,
+                               table[index] the value's code (-1: not allowed); NULL: values are codes */
+    int64_t missing;        /* the code a missing Enum value reads as (its default), -1 for none */
 } column;
 
 /* a[c] bit r <- a[r] bit c (Hacker's Delight, transpose32 widened to 64). */

@@ -69,8 +69,9 @@ static inline int ok(const column *c, int64_t i) {
     return !c->valid || BITAT(c->valid, c->offset + i);
 }
 
-static inline int code(const column *c, int64_t i) {          /* -1 when missing */
-    return ok(c, i) ? ((const uint8_t *)c->values)[c->offset + i] : -1;
+static inline int code(const column *c, int64_t i) {          /* `missing` when missing */
+    if (!ok(c, i)) return (int)c->missing;
+    return c->table ? c->table[((const int32_t *)c->values)[c->offset + i]] : ((const uint8_t *)c->values)[c->offset + i];
 }
 
 static inline int known(const column *c, int64_t i, int unknown) {  /* facts._known */

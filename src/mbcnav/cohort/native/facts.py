@@ -25,11 +25,11 @@ import polars as pl
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 
-from mbcnav.cohort import native, segments
+from mbcnav.cohort import native, segments, validate_arrow
 from mbcnav.cohort.facts import BatchTables, Derivation, _f
 from mbcnav.cohort.native.program import INT_BITS, Buffer
 from mbcnav.cohort.plan import TRIAL, Plan
-from mbcnav.cohort.schema import instance
+from mbcnav.cohort.schema import instance, profile_tree
 from mbcnav.cohort.tables import CONDITION_COLUMNS, ENTRY_CLASSES, SITE_BITS
 from mbcnav.cohort.validate import canonical_schema
 from mbcnav.facts import VISCERAL_SITES
@@ -37,29 +37,30 @@ from mbcnav.profile import CONDITIONS, SITES
 
 Kind = Literal["bool", "enum", "number"]   # Buffer kinds
 
-# Inputs, in the order of `in[]` (IN_<name> in the header).
-INPUTS: dict[str, pl.Expr] = {
-    "sex": pl.col("sex"),
-    "age": pl.col("age"),
-    "menopausal_status": pl.col("menopausal_status"),
-    "ovarian_function_suppressed": pl.col("ovarian_function_suppressed"),
-    **{name: _f("tumor", name) for name in ("er", "pr")},
-    "ihc": _f("tumor", "her2", "ihc"),
-    "ish": _f("tumor", "her2", "ish"),
-    **{name: _f("tumor", name) for name in ("pik3ca", "akt1", "pten", "esr1", "germline_brca", "germline_palb2",
-                                           "msi", "ntrk_fusion")},
-    "presentation": _f("disease", "presentation"),
-    "brain": _f("disease", "brain_metastases"),
-    "brain_active": _f("disease", "brain_metastases", "active"),
-    "brain_symptomatic": _f("disease", "brain_metastases", "symptomatic"),
-    "brain_count": _f("disease", "brain_metastases", "count"),
-    "pdl1_cps": _f("tumor", "pdl1_cps"),
-    "tmb": _f("tumor", "tmb"),
-    **{name: _f("disease", name) for name in ("visceral_crisis", "symptomatic", "spinal_cord_compression",
-                                              "oligometastatic")},
-    "ecog": _f("health", "ecog"),
-    "lvef": _f("health", "lvef_percent"),
+# Inputs, in the order of `in[]` (IN_<name> in the header): their paths in the Profile.
+INPUT_PATHS: dict[str, tuple[str, ...]] = {
+    "sex": ("sex",),
+    "age": ("age",),
+    "menopausal_status": ("menopausal_status",),
+    "ovarian_function_suppressed": ("ovarian_function_suppressed",),
+    **{name: ("tumor", name) for name in ("er", "pr")},
+    "ihc": ("tumor", "her2", "ihc"),
+    "ish": ("tumor", "her2", "ish"),
+    **{name: ("tumor", name) for name in ("pik3ca", "akt1", "pten", "esr1", "germline_brca", "germline_palb2",
+                                          "msi", "ntrk_fusion")},
+    "presentation": ("disease", "presentation"),
+    "brain": ("disease", "brain_metastases"),
+    "brain_active": ("disease", "brain_metastases", "active"),
+    "brain_symptomatic": ("disease", "brain_metastases", "symptomatic"),
+    "brain_count": ("disease", "brain_metastases", "count"),
+    "pdl1_cps": ("tumor", "pdl1_cps"),
+    "tmb": ("tumor", "tmb"),
+    **{name: ("disease", name) for name in ("visceral_crisis", "symptomatic", "spinal_cord_compression",
+                                            "oligometastatic")},
+    "ecog": ("health", "ecog"),
+    "lvef": ("health", "lvef_percent"),
 }
+INPUTS: dict[str, pl.Expr] = {name: _f(*path) for name, path in INPUT_PATHS.items()}
 
 # Facts that are input fields as they are (Derivation reads them the same way). facts.c copies
 # them too (numbers as doubles), for the program; the facts frame takes them from the batch.
@@ -178,24 +179,40 @@ class NativeFacts:
         self.lists_fn.restype = ctypes.c_int64
         self.lists_fn.argtypes = [ctypes.c_int64, ctypes.POINTER(_Lists), _P, _P, _P, ctypes.c_int64]
         self.outcomes = list(_allowed(OUTCOMES))
+        self.input_enums = _input_enums()
 
     def derive(self, valid: pl.DataFrame, tables: BatchTables, reuse: bool = False) -> Derived:
-        """Every fact facts.c derives, as Arrow-layout buffers padded to whole 64-row words.
+        """Every fact facts.c derives from a validated batch, as Arrow-layout buffers padded to
+        whole 64-row words.
 
         `reuse`: write into this thread's buffers from the previous batch (`native.Arena`): the
         caller must copy what it keeps before the thread's next batch.
         """
-        n = valid.height
         hold = _Keep([])
         inputs = valid.select(**INPUTS)
-        columns = (native.Column * len(INPUTS))(*(_column(inputs[name], hold) for name in INPUTS))
-        lists, scratch = self._lists(valid, tables, hold)
+        columns = [_column(inputs[name], hold) for name in INPUTS]
+        return self._run(valid.height, columns, self._lists(_polars_lists(valid), tables, hold), hold, reuse)
+
+    def derive_arrow(self, batch: pa.RecordBatch, tables: BatchTables, reuse: bool = False) -> Derived:
+        """`derive` straight from a Parquet batch in the Profile's layout (`validate_arrow.canonical`):
+        Enums are read as dictionary indices through a per-batch table, missing values take the
+        model's defaults there (validation would have filled them in). Rows validation rejects
+        get facts too, from whatever they hold; the caller leaves them out."""
+        hold = _Keep([])
+        columns = [self._arrow_column(name, validate_arrow.child(batch.column(path[0]), *path[1:]), hold)
+                   for name, path in INPUT_PATHS.items()]
+        return self._run(batch.num_rows, columns, self._lists(_arrow_lists(batch), tables, hold), hold, reuse)
+
+    def _run(self, n: int, columns: list[native.Column], found_lists: tuple[_Lists, npt.NDArray[np.uint64]],
+             hold: _Keep, reuse: bool) -> Derived:
+        lists, scratch = found_lists
         allocate = self.arena.take if reuse else native.zeros
         found = {name: Buffer(kind, *_buffers(name, kind, n, i >= self.first_never_null, allocate))
                  for i, (name, kind) in enumerate(self.outputs)}
         out = (_Output * len(found))(*(_Output(hold.ptr(b.values), None if b.valid is None else hold.ptr(b.valid))
                                        for b in found.values()))
-        if self.fn(n, columns, ctypes.byref(lists), out, hold.ptr(scratch), scratch.size) != 0:
+        inputs = (native.Column * len(columns))(*columns)
+        if self.fn(n, inputs, ctypes.byref(lists), out, hold.ptr(scratch), scratch.size) != 0:
             raise RuntimeError("facts.c: a history longer than its scratch space")   # sized in _lists
         row_list = np.zeros(n, dtype=np.int32)
         capacity = 1 << 12
@@ -207,6 +224,25 @@ class NativeFacts:
             if count >= 0:
                 return Derived(found, row_list, first_rows[:count])
             capacity *= 4
+
+    def _arrow_column(self, name: str, array: pa.Array, hold: _Keep) -> native.Column:
+        """An input read in place: values and validity (a struct: validity only); an Enum's
+        dictionary indices with a table to its codes, and its default's code when missing."""
+        hold.items.append(array)
+        enum = self.input_enums.get(name)
+        if enum is None:
+            values = array.buffers()[1] if len(array.buffers()) > 1 and not pa.types.is_struct(array.type) else None
+            validity = array.buffers()[0]
+            return native.Column(None if values is None else values.address,
+                                 None if validity is None else validity.address, array.offset)
+        categories, default = enum
+        indices = array.indices if array.indices.type == pa.int32() else array.indices.cast(pa.int32())
+        hold.items.append(indices)
+        found = pc.index_in(array.dictionary.cast(pa.large_string()), value_set=categories)
+        table = np.asarray(found.fill_null(-1), dtype=np.int16)
+        validity = indices.buffers()[0]
+        return native.Column(indices.buffers()[1].address, None if validity is None else validity.address,
+                             indices.offset, hold.ptr(table if table.size else np.zeros(1, np.int16)), default)
 
     def stages(self, valid: pl.DataFrame, tables: BatchTables, keep: Sequence[str]) -> pl.LazyFrame:
         """The same frame as `Derivation.stages(valid, tables, keep)`, from one compiled pass."""
@@ -227,50 +263,38 @@ class NativeFacts:
         codes = pl.Series(pa.Array.from_buffers(pa.uint8(), n, [mask, values]))
         return self.categories[name].gather(codes).alias(name)
 
-    def _lists(self, valid: pl.DataFrame, tables: BatchTables, hold: _Keep) -> tuple[_Lists, npt.NDArray[np.uint64]]:
-        """The list columns as Arrow arrays, read in place: Categoricals as their codes (exported as
-        they are, with the categories to look them up once per batch), other text encoded here."""
-        picked = valid.select(
-            history=pl.col("history").to_physical(),
-            sites=_f("disease", "sites").to_physical(),
-            conditions=_f("health", "conditions").to_physical(),
-            medications=pl.col("current_medications"),
-            given=pl.col("given_drugs").to_physical(),
-        )
-        schema = valid.schema
+    def _lists(self, found: ListInputs, tables: BatchTables, hold: _Keep) -> tuple[_Lists, npt.NDArray[np.uint64]]:
+        """The list columns as Arrow arrays, read in place: dictionary indices or Categorical
+        codes with a table to their positions (built once per batch), other text encoded here.
+        Lists whose default is [] are read without their validity: a missing one is empty."""
         names = list(tables.names.names)
         out = _Lists()
         scratch = 1
-        history = picked["history"].to_arrow(compat_level=pl.CompatLevel.newest())
-        for part in ("met", "early"):
-            entries = history.field("metastatic" if part == "met" else "early")
+        for part, entries in (("met", found.metastatic), ("early", found.early)):
             drugs = entries.values.field("drugs")
-            setattr(out, part, _rows(entries, hold))
+            setattr(out, part, _rows(entries, hold, keep_validity=False))
             setattr(out, f"{part}_drugs", _rows(drugs, hold))
-            text = _categories(schema["history"], "metastatic" if part == "met" else "early", "drugs")
-            setattr(out, f"{part}_drug_names", _items(drugs.values, names, len(names), text, hold))
+            setattr(out, f"{part}_drug_names", _items(drugs.values, names, len(names), found.categories.get(part),
+                                                      hold))
             scratch = max(scratch, int(np.diff(np.asarray(entries.offsets)).max(initial=0)))
-        met_entries = history.field("metastatic").values
-        out.met_outcome = _items(met_entries.field("outcome"), self.outcomes, -1,
-                                 _categories(schema["history"], "metastatic", "outcome"), hold)
-        months = history.field("early").values.field("months_since_end")
+        out.met_outcome = _items(found.metastatic.values.field("outcome"), self.outcomes, -1,
+                                 found.categories.get("outcome"), hold)
+        months = found.early.values.field("months_since_end")
         out.early_months = _Numbers(_address(months, 1, 8), _address(months, 0), months.offset)
-        for part, struct, positions in (("sites", "disease", SITES), ("conditions", "health", CONDITIONS)):
-            array = picked[part].to_arrow(compat_level=pl.CompatLevel.newest())
-            setattr(out, part, _rows(array, hold))
-            setattr(out, "site_items" if part == "sites" else "condition_items",
-                    _items(array.values, list(positions), 63, _categories(schema[struct], part), hold))
+        out.sites = _rows(found.sites, hold)
+        out.site_items = _items(found.sites.values, list(SITES), 63, found.categories.get("sites"), hold)
+        out.conditions = _rows(found.conditions, hold, keep_validity=False)
+        out.condition_items = _items(found.conditions.values, list(CONDITIONS), 63, found.categories.get("conditions"),
+                                     hold)
         qt = list(tables.qt_names)
-        meds = picked["medications"].to_arrow()
-        out.medications = _rows(meds, hold)
-        out.medication_qt = hold.ptr((segments.codes(meds.values, qt, len(qt)) < len(qt)).astype(np.uint8))
+        out.medications = _rows(found.medications, hold, keep_validity=False)
+        out.medication_qt = hold.ptr((segments.codes(found.medications.values, qt, len(qt)) < len(qt)).astype(np.uint8))
         out.name_flags = hold.ptr(self._name_flags(names, tables))
         out.n_names = len(names)
-        given = picked["given"].to_arrow(compat_level=pl.CompatLevel.newest())
-        out.given = _rows(given, hold)
-        out.given_names = _items(given.values, names, len(names), _categories(schema["given_drugs"]), hold)
+        out.given = _rows(found.given, hold)
+        out.given_names = _items(found.given.values, names, len(names), found.categories.get("given"), hold)
         out.given_table = hold.ptr(self._given_table(names, tables))
-        hold.items.append((history, picked))
+        hold.items.append(found)
         return out, np.zeros(scratch, dtype=np.uint64)
 
     def _given_table(self, names: Sequence[str], tables: BatchTables) -> npt.NDArray[np.uint64]:
@@ -381,6 +405,22 @@ def build(derivation: Derivation, plan: Plan) -> NativeFacts | None:
     return None if lib is None else NativeFacts(derivation, plan, lib)
 
 
+def _input_enums() -> dict[str, tuple[pa.Array, int]]:
+    """Per Enum input: its categories (codes are positions) and the code of its default (-1: none)."""
+    schema = pl.LazyFrame(schema=canonical_schema()).select(**INPUTS).collect_schema()
+    tree = profile_tree()
+    out: dict[str, tuple[pa.Array, int]] = {}
+    for name, dtype in schema.items():
+        if isinstance(dtype, pl.Enum):
+            categories = dtype.categories.to_list()
+            spec = tree
+            for part in INPUT_PATHS[name]:
+                spec = next(f for f in spec.fields if f.name == part)
+            out[name] = (pa.array(categories, pa.large_string()),
+                         categories.index(spec.default) if spec.default is not None else -1)
+    return out
+
+
 def _allowed(path: tuple[str, ...]) -> tuple[str, ...]:
     dtype: pl.DataType = canonical_schema()[path[0]]
     for name in path[1:]:
@@ -417,10 +457,60 @@ def _address(array: pa.Array, buffer: int, width: int = 0) -> int | None:
     return int(found.address) + int(array.offset) * width
 
 
-def _rows(array: pa.Array, hold: _Keep) -> _List:
+def _rows(array: pa.Array, hold: _Keep, keep_validity: bool = True) -> _List:
     """A list array's per-row offsets (absolute into its values) and validity, in place."""
     offsets = np.asarray(array.offsets, dtype=np.int64)   # a large list's offsets: no copy
-    return _List(hold.ptr(offsets), _address(array, 0), array.offset)
+    return _List(hold.ptr(offsets), _address(array, 0) if keep_validity else None, array.offset)
+
+
+@dataclass(frozen=True)
+class ListInputs:
+    """The list columns facts.c reads, as Arrow arrays, and for those holding Polars Categorical
+    codes (integers) the text of each code."""
+
+    metastatic: pa.Array    # entries {drugs, outcome, months}
+    early: pa.Array         # entries {drugs, setting, months_since_end}
+    sites: pa.Array
+    conditions: pa.Array
+    medications: pa.Array
+    given: pa.Array
+    categories: dict[str, pa.Array | None]
+
+
+def _polars_lists(valid: pl.DataFrame) -> ListInputs:
+    """A validated frame's lists (Categoricals exported as their codes: exporting the Categorical
+    itself costs ~8 ms per 500,000 lists)."""
+    picked = valid.select(
+        history=pl.col("history").to_physical(),
+        sites=_f("disease", "sites").to_physical(),
+        conditions=_f("health", "conditions").to_physical(),
+        medications=pl.col("current_medications"),
+        given=pl.col("given_drugs").to_physical(),
+    )
+    schema = valid.schema
+    newest = pl.CompatLevel.newest()
+    history = picked["history"].to_arrow(compat_level=newest)
+    return ListInputs(
+        metastatic=history.field("metastatic"), early=history.field("early"),
+        sites=picked["sites"].to_arrow(compat_level=newest),
+        conditions=picked["conditions"].to_arrow(compat_level=newest),
+        medications=picked["medications"].to_arrow(), given=picked["given"].to_arrow(compat_level=newest),
+        categories={"met": _categories(schema["history"], "metastatic", "drugs"),
+                    "early": _categories(schema["history"], "early", "drugs"),
+                    "outcome": _categories(schema["history"], "metastatic", "outcome"),
+                    "sites": _categories(schema["disease"], "sites"),
+                    "conditions": _categories(schema["health"], "conditions"),
+                    "given": _categories(schema["given_drugs"])})
+
+
+def _arrow_lists(batch: pa.RecordBatch) -> ListInputs:
+    """A canonical Parquet batch's lists (dictionary-encoded text), each struct's validity merged in."""
+    history = batch.column("history")
+    return ListInputs(
+        metastatic=validate_arrow.child(history, "metastatic"), early=validate_arrow.child(history, "early"),
+        sites=validate_arrow.child(batch.column("disease"), "sites"),
+        conditions=validate_arrow.child(batch.column("health"), "conditions"),
+        medications=batch.column("current_medications"), given=batch.column("given_drugs"), categories={})
 
 
 def _items(array: pa.Array, positions: Sequence[str], missing: int, categories: pa.Array | None,
