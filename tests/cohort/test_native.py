@@ -374,3 +374,25 @@ def test_a_batch_process_keeps_freed_memory_only_before_polars_loads() -> None:
     # Too late once Polars is loaded (it wrote its own defaults then): nothing is pretended.
     assert "dirty_decay_ms:-1" not in _environment_after("import polars\n" + keep)
     assert _environment_after(keep, _RJEM_MALLOC_CONF="narenas:1") == "narenas:1"   # the user's wins
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 130), st.integers(0, 2**31), st.sampled_from([1, 5, 62, 63, 70, 124, 200]))
+def test_id_lists_equal_the_polars_lists(n: int, seed: int, items: int) -> None:
+    """Mask words -> lists of ids in C, against rules._as_lists, across word boundaries (62 ids a word)."""
+    from mbcnav.cohort.native import id_lists
+    from mbcnav.cohort.rules import _as_lists, _words
+
+    ids = [f"id{i}" for i in range(items)]
+    built = id_lists.build({"x": ids})
+    assert built is not None
+    rng = np.random.default_rng(seed)
+    words = []
+    for chunk in _words([(i, i) for i in ids]):
+        dense = rng.random((n, len(chunk))) < rng.random()
+        words.append((dense * (1 << np.arange(len(chunk), dtype=np.uint64))).sum(axis=1).astype(np.uint64))
+    masks = pl.DataFrame([pl.Series(f"x#{w}", word.view(np.int64)) for w, word in enumerate(words)])
+    want = _as_lists(masks, "x", [(i, i) for i in ids])
+    got = built.series("x", words, n)
+    assert got.dtype == want.dtype
+    assert got.to_list() == want.to_list()
