@@ -357,23 +357,26 @@ def test_cache_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_
     assert os.environ["XDG_CACHE_HOME"].endswith("xdg")
 
 
-def _environment_after(code: str, **env: str) -> str:
+def _environment_after(code: str, variable: str = "_RJEM_MALLOC_CONF", **env: str) -> str:
     import subprocess
     import sys
 
-    clean = {k: v for k, v in os.environ.items() if k != "_RJEM_MALLOC_CONF"} | env
-    done = subprocess.run([sys.executable, "-c", code + "\nimport os; print(os.environ.get('_RJEM_MALLOC_CONF'))"],
+    clean = {k: v for k, v in os.environ.items() if k not in ("_RJEM_MALLOC_CONF", "MIMALLOC_PURGE_DELAY")} | env
+    done = subprocess.run([sys.executable, "-c", code + f"\nimport os; print(os.environ.get({variable!r}))"],
                           capture_output=True, text=True, env=clean, check=True)
     return done.stdout.strip()
 
 
-def test_a_batch_process_keeps_freed_memory_only_before_polars_loads() -> None:
-    """`mbcnav cohort evaluate` asks Polars' jemalloc to keep freed pages (fewer page faults)."""
+def test_a_batch_process_keeps_freed_memory_only_before_its_libraries_load() -> None:
+    """`mbcnav cohort evaluate` asks Polars' jemalloc and Arrow's mimalloc to keep freed pages."""
     keep = "from mbcnav.cohort import keep_freed_memory; keep_freed_memory()"
     assert _environment_after(keep) == "dirty_decay_ms:-1,muzzy_decay_ms:-1"
-    # Too late once Polars is loaded (it wrote its own defaults then): nothing is pretended.
+    assert _environment_after(keep, "MIMALLOC_PURGE_DELAY") == "-1"
+    # Too late once a library is loaded (it read its own defaults then): nothing is pretended.
     assert "dirty_decay_ms:-1" not in _environment_after("import polars\n" + keep)
+    assert _environment_after("import pyarrow\n" + keep, "MIMALLOC_PURGE_DELAY") == "None"
     assert _environment_after(keep, _RJEM_MALLOC_CONF="narenas:1") == "narenas:1"   # the user's wins
+    assert _environment_after(keep, "MIMALLOC_PURGE_DELAY", MIMALLOC_PURGE_DELAY="10") == "10"
 
 
 @settings(max_examples=30, deadline=None)

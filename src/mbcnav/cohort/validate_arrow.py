@@ -138,7 +138,7 @@ def _lookup(array: pa.Array, test: Callable[[pa.Array], pa.Array]) -> Bad:
         if not table.any():
             return None
         indices = array.indices
-        codes = np.asarray((indices.fill_null(0) if indices.null_count else indices).to_numpy(), dtype=np.int64)
+        codes = (indices.fill_null(0) if indices.null_count else indices).to_numpy()
         return _and_valid(table[codes], array)
     found = np.asarray(test(array).fill_null(False).to_numpy(zero_copy_only=False), dtype=np.bool_)
     return found if found.any() else None

@@ -106,7 +106,7 @@ class NativeEngine:
             given_ids, *positions,
         ])
         scalar = frame.select(self.polars.scalars(unnamed))
-        if self.id_lists is not None:
+        if self.id_lists is not None and self.id_lists.fits(n):
             lists = [self.id_lists.series(name, out.masks[name], n) for name in self.polars.lists]
         else:
             masks = [pl.Series(f"{name}#{w}", word[:n].view(np.int64))

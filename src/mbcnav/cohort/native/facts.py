@@ -276,7 +276,8 @@ class NativeFacts:
             setattr(out, f"{part}_drugs", _rows(drugs, hold))
             setattr(out, f"{part}_drug_names", _items(drugs.values, names, len(names), found.categories.get(part),
                                                       hold))
-            scratch = max(scratch, int(np.diff(np.asarray(entries.offsets)).max(initial=0)))
+            offsets = entries.offsets   # room for the whole batch's entries: no per-row pass to size it
+            scratch = max(scratch, int(offsets[-1].as_py()) - int(offsets[0].as_py()) if len(offsets) else 0)
         out.met_outcome = _items(found.metastatic.values.field("outcome"), self.outcomes, -1,
                                  found.categories.get("outcome"), hold)
         months = found.early.values.field("months_since_end")
@@ -295,7 +296,7 @@ class NativeFacts:
         out.given_names = _items(found.given.values, names, len(names), found.categories.get("given"), hold)
         out.given_table = hold.ptr(self._given_table(names, tables))
         hold.items.append(found)
-        return out, np.zeros(scratch, dtype=np.uint64)
+        return out, self.arena.take("scratch", scratch, np.uint64)
 
     def _given_table(self, names: Sequence[str], tables: BatchTables) -> npt.NDArray[np.uint64]:
         """Per drug name (and a last row for unknown names): which of the plan's given drugs it is

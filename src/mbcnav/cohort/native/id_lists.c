@@ -10,9 +10,9 @@
 #include <string.h>
 
 /* Returns the number of items written, or -1 when they would pass `capacity` (which must leave
-   8 bytes to spare: whole groups of eight are stored). */
+   8 bytes to spare: whole groups of eight are stored; at most 2^31 items: 32-bit offsets). */
 int64_t mbcnav_id_lists(int64_t n, const uint64_t *const *words, int64_t n_words, int64_t word_bits,
-                        int64_t *offsets, uint8_t *codes, int64_t capacity) {
+                        int32_t *offsets, uint8_t *codes, int64_t capacity) {
     uint64_t positions[256];
     uint8_t counts[256];
     for (int v = 0; v < 256; v++) {
@@ -35,7 +35,7 @@ int64_t mbcnav_id_lists(int64_t n, const uint64_t *const *words, int64_t n_words
                 at += counts[m & 255];
             }
         }
-        offsets[i + 1] = at;
+        offsets[i + 1] = (int32_t)at;
     }
     return at;
 }

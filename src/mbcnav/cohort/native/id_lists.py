@@ -29,23 +29,33 @@ class IdLists:
         self.fn.restype = ctypes.c_int64
         self.fn.argtypes = [ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p,
                             ctypes.c_void_p, ctypes.c_int64]
+        self.arena = native.Arena()
         self.types: dict[str, tuple[pa.DataType, pa.Array, int]] = {}
         for name, ids in lists.items():
             template = pl.Series(name, [list(ids[:1])], dtype=pl.List(pl.Enum(list(ids))))
             exported = template.to_arrow(compat_level=pl.CompatLevel.newest())
             self.types[name] = (exported.type, exported.values.dictionary, len(ids))
 
+    def fits(self, n: int) -> bool:
+        """Can `n` rows' lists be built here (32-bit offsets: fewer than 2^31 items a column)?"""
+        return n * max((items for _, _, items in self.types.values()), default=0) + 8 < 2**31
+
     def series(self, name: str, words: Sequence[npt.NDArray[np.uint64]], n: int) -> pl.Series:
-        """The list column `name` for `n` rows from its mask words (fresh buffers: Polars keeps them)."""
+        """The list column `name` for `n` rows from its mask words.
+
+        Polars copies both buffers on the way in (codes into its own Enum, 32-bit offsets to
+        64-bit ones), so they are this thread's, reused batch after batch: fresh ones cost a page
+        fault per 4 KiB, more than building the lists.
+        """
         kind, dictionary, items = self.types[name]
-        offsets = np.empty(n + 1, dtype=np.int64)
-        codes = np.empty(n * items + 8, dtype=np.uint8)   # untouched pages cost nothing
+        offsets = self.arena.take(f"{name}/offsets", n + 1, np.int32)
+        codes = self.arena.take(f"{name}/codes", n * items + 8, np.uint8)
         pointers = (ctypes.c_void_p * len(words))(*(int(w.ctypes.data) for w in words))
         count = self.fn(n, pointers, len(words), WORD_BITS, offsets.ctypes.data, codes.ctypes.data, codes.size)
         if count < 0:
             raise RuntimeError(f"{name}: more items than its {items} ids allow")
         values = pa.DictionaryArray.from_arrays(pa.array(codes[:count]), dictionary, ordered=kind.value_type.ordered)
-        return pl.Series(name, pa.LargeListArray.from_arrays(pa.array(offsets), values, type=kind))
+        return pl.Series(name, pa.ListArray.from_arrays(pa.array(offsets), values, type=pa.list_(kind.value_field)))
 
 
 def enum_series(name: str, codes: npt.NDArray[np.uint8], categories: Sequence[str]) -> pl.Series:
