@@ -65,29 +65,59 @@ typedef struct {
 
 #define BITAT(p, i) (((p)[(i) >> 3] >> ((i) & 7)) & 1)
 
-static inline int ok(const column *c, int64_t i) {
-    return !c->valid || BITAT(c->valid, c->offset + i);
+/* Inputs are staged 64 rows at a time, column by column, into a row-major block in L1: read row
+   by row straight from ~30 Arrow columns, each value cost a dependent load from a different
+   stream (validity bit, dictionary index, then its code), about a fifth of the pass. */
+typedef struct {
+    int8_t code[64][INPUT_COUNT];     /* Enums: code, or `missing` when missing; booleans: 1, 0, -1 */
+    int8_t ok[64][INPUT_COUNT];       /* the value (a struct: the object) is there */
+    double number[64][INPUT_COUNT];   /* whole numbers (exact to 2^53) and numbers */
+} staged;
+
+static void stage(const column *in, int64_t from, int count, staged *s) {
+    for (int c = 0; c < INPUT_COUNT; c++) {
+        const column *col = &in[c];
+        int64_t at = col->offset + from;
+        for (int r = 0; r < count; r++)
+            s->ok[r][c] = (int8_t)(!col->valid || BITAT(col->valid, at + r));
+        switch (IN_KIND[c]) {
+        case IN_ENUM:
+            for (int r = 0; r < count; r++) {
+                int v = col->table ? col->table[((const int32_t *)col->values)[at + r]]
+                                   : ((const uint8_t *)col->values)[at + r];
+                s->code[r][c] = (int8_t)(s->ok[r][c] ? v : (int)col->missing);
+            }
+            break;
+        case IN_BOOL:
+            for (int r = 0; r < count; r++)
+                s->code[r][c] = (int8_t)(s->ok[r][c] ? BITAT((const uint8_t *)col->values, at + r) : -1);
+            break;
+        case IN_INT:
+            for (int r = 0; r < count; r++) s->number[r][c] = (double)((const int64_t *)col->values)[at + r];
+            break;
+        case IN_REAL:
+            for (int r = 0; r < count; r++) s->number[r][c] = ((const double *)col->values)[at + r];
+            break;
+        default:   /* an object: only whether it is there */
+            break;
+        }
+    }
 }
 
-static inline int code(const column *c, int64_t i) {          /* `missing` when missing */
-    if (!ok(c, i)) return (int)c->missing;
-    return c->table ? c->table[((const int32_t *)c->values)[c->offset + i]] : ((const uint8_t *)c->values)[c->offset + i];
-}
+static inline int ok(const staged *s, int r, int c) { return s->ok[r][c]; }
 
-static inline int known(const column *c, int64_t i, int unknown) {  /* facts._known */
-    int v = code(c, i);
+static inline int code(const staged *s, int r, int c) { return s->code[r][c]; }   /* `missing` when missing */
+
+static inline int known(const staged *s, int r, int c, int unknown) {  /* facts._known */
+    int v = code(s, r, c);
     return v == unknown ? -1 : v;
 }
 
-static inline int flag(const column *c, int64_t i) {          /* a Boolean input, -1 missing */
-    return ok(c, i) ? BITAT((const uint8_t *)c->values, c->offset + i) : -1;
-}
+static inline int flag(const staged *s, int r, int c) { return s->code[r][c]; }   /* a Boolean input, -1 missing */
 
-static inline int64_t whole(const column *c, int64_t i) {
-    return ((const int64_t *)c->values)[c->offset + i];
-}
+static inline int64_t whole(const staged *s, int r, int c) { return (int64_t)s->number[r][c]; }
 
-static inline double real(const column *c, int64_t i) { return ((const double *)c->values)[c->offset + i]; }
+static inline double real(const staged *s, int r, int c) { return s->number[r][c]; }
 
 static inline int eq3(int value, int wanted) { return value < 0 ? -1 : value == wanted; }
 
@@ -235,17 +265,22 @@ int64_t mbcnav_given_lists(int64_t n, const lists *l, int32_t *row_list, int64_t
 int mbcnav_facts(int64_t n, const column *in, const lists *l, const output *out, uint64_t *scratch,
                  int64_t scratch_size) {
     block b;
+    staged st;
     memset(&b, 0, sizeof b);
     for (int64_t i = 0; i < n; i++) {
-        if (i && (i & 63) == 0) flush(&b, out, (i >> 6) - 1);
+        int r = (int)(i & 63);
+        if (r == 0) {
+            if (i) flush(&b, out, (i >> 6) - 1);
+            stage(in, i, n - i < 64 ? (int)(n - i) : 64, &st);
+        }
         /* -- _person (facts._menopause) ---------------------------------------------------- */
-        int sex = code(&in[IN_sex], i);
+        int sex = code(&st, r, IN_sex);
         int male = sex < 0 ? -1 : sex == C_sex_male;
-        int suppressed = flag(&in[IN_ovarian_function_suppressed], i) == 1;
-        int status = known(&in[IN_menopausal_status], i, C_menopausal_status_unknown);
+        int suppressed = flag(&st, r, IN_ovarian_function_suppressed) == 1;
+        int status = known(&st, r, IN_menopausal_status, C_menopausal_status_unknown);
         int post = or3(eq3(status, C_menopausal_status_post), suppressed);
         int pre = status < 0 ? -1 : (status == C_menopausal_status_pre || status == C_menopausal_status_peri);
-        int old = ok(&in[IN_age], i) ? whole(&in[IN_age], i) >= MENOPAUSE_AGE : -1;
+        int old = ok(&st, r, IN_age) ? whole(&st, r, IN_age) >= MENOPAUSE_AGE : -1;
         put_code(out, &b, (OUT_sex), i, sex < 0 ? -1 : (sex == C_sex_male ? O_sex_male : O_sex_female));
         int menopause = male == 1 ? O_menopause_not_applicable
                         : status == C_menopausal_status_pre  ? O_menopause_pre
@@ -259,7 +294,7 @@ int mbcnav_facts(int64_t n, const column *in, const lists *l, const output *out,
         put_bool(&b, (OUT_ovarian_suppressed), i, suppressed);
 
         /* -- _tumor (hormone_receptor, her2_category, subtype, genes) ---------------------- */
-        int er = known(&in[IN_er], i, C_er_unknown), pr = known(&in[IN_pr], i, C_pr_unknown);
+        int er = known(&st, r, IN_er, C_er_unknown), pr = known(&st, r, IN_pr, C_pr_unknown);
         put_code(out, &b, (OUT_er), i, er == C_er_positive ? O_er_positive : er == C_er_low ? O_er_low
                                    : er == C_er_negative ? O_er_negative : -1);
         put_code(out, &b, (OUT_pr), i, pr == C_pr_positive ? O_pr_positive : pr == C_pr_negative ? O_pr_negative : -1);
@@ -267,7 +302,7 @@ int mbcnav_facts(int64_t n, const column *in, const lists *l, const output *out,
         int hr = (er == C_er_positive || er == C_er_low || pr == C_pr_positive) ? O_hr_positive
                  : (er == C_er_negative && pr == C_pr_negative) ? O_hr_negative : -1;
         put_code(out, &b, (OUT_hr), i, hr);
-        int ihc = code(&in[IN_ihc], i), ish = code(&in[IN_ish], i);
+        int ihc = code(&st, r, IN_ihc), ish = code(&st, r, IN_ish);
         int her2 = (ish == C_ish_amplified || ihc == C_ihc_3p) ? O_her2_positive
                    : ihc == C_ihc_2p ? (ish == C_ish_not_amplified ? O_her2_low : -1)
                    : ihc == C_ihc_1p ? O_her2_low
@@ -283,26 +318,26 @@ int mbcnav_facts(int64_t n, const column *in, const lists *l, const output *out,
                       : (hr == O_hr_positive ? O_subtype_hr_positive_her2_negative : O_subtype_triple_negative);
         put_code(out, &b, (OUT_subtype), i, subtype);
 
-        int pik3ca = known(&in[IN_pik3ca], i, C_pik3ca_unknown), akt1 = known(&in[IN_akt1], i, C_akt1_unknown);
-        int pten = known(&in[IN_pten], i, C_pten_unknown), esr1 = known(&in[IN_esr1], i, C_esr1_unknown);
+        int pik3ca = known(&st, r, IN_pik3ca, C_pik3ca_unknown), akt1 = known(&st, r, IN_akt1, C_akt1_unknown);
+        int pten = known(&st, r, IN_pten, C_pten_unknown), esr1 = known(&st, r, IN_esr1, C_esr1_unknown);
         put_code(out, &b, (OUT_pik3ca), i, pik3ca < 0 ? -1 : pik3ca == C_pik3ca_mutated ? O_pik3ca_mutated : O_pik3ca_wild_type);
         put_code(out, &b, (OUT_akt1), i, akt1 < 0 ? -1 : akt1 == C_akt1_mutated ? O_akt1_mutated : O_akt1_wild_type);
         put_code(out, &b, (OUT_pten), i, pten < 0 ? -1 : pten == C_pten_altered ? O_pten_altered : O_pten_wild_type);
         put_code(out, &b, (OUT_esr1), i, esr1 < 0 ? -1 : esr1 == C_esr1_mutated ? O_esr1_mutated : O_esr1_wild_type);
         put_bool(&b, (OUT_pi3k_pathway_altered), i,
                  or3(or3(eq3(pik3ca, C_pik3ca_mutated), eq3(akt1, C_akt1_mutated)), eq3(pten, C_pten_altered)));
-        int gbrca = known(&in[IN_germline_brca], i, C_germline_brca_unknown);
+        int gbrca = known(&st, r, IN_germline_brca, C_germline_brca_unknown);
         put_code(out, &b, (OUT_gbrca), i, gbrca == C_germline_brca_brca1 ? O_gbrca_brca1
                                      : gbrca == C_germline_brca_brca2 ? O_gbrca_brca2
                                      : gbrca == C_germline_brca_negative ? O_gbrca_negative : -1);
         put_bool(&b, (OUT_gbrca_mutated), i,
                  gbrca < 0 ? -1 : (gbrca == C_germline_brca_brca1 || gbrca == C_germline_brca_brca2));
-        int palb2 = known(&in[IN_germline_palb2], i, C_germline_palb2_unknown);
+        int palb2 = known(&st, r, IN_germline_palb2, C_germline_palb2_unknown);
         put_code(out, &b, (OUT_gpalb2), i, palb2 < 0 ? -1 : palb2 == C_germline_palb2_mutated ? O_gpalb2_mutated
                                                                                          : O_gpalb2_negative);
-        int msi = known(&in[IN_msi], i, C_msi_unknown);
+        int msi = known(&st, r, IN_msi, C_msi_unknown);
         put_code(out, &b, (OUT_msi), i, msi < 0 ? -1 : msi == C_msi_high ? O_msi_high : O_msi_stable);
-        int ntrk = known(&in[IN_ntrk_fusion], i, C_ntrk_fusion_unknown);
+        int ntrk = known(&st, r, IN_ntrk_fusion, C_ntrk_fusion_unknown);
         put_code(out, &b, (OUT_ntrk), i, ntrk < 0 ? -1 : ntrk == C_ntrk_fusion_present ? O_ntrk_present : O_ntrk_absent);
 
         /* -- _disease (facts._disease_facts) ------------------------------------------------ */
@@ -310,11 +345,11 @@ int mbcnav_facts(int64_t n, const column *in, const lists *l, const output *out,
         uint64_t raw_sites = 0;
         for (int64_t k = l->sites.offsets[i]; k < l->sites.offsets[i + 1]; k++)
             { int64_t at = item(&l->site_items, k); if (at < 63) raw_sites |= 1ull << at; }
-        int has_brain = ok(&in[IN_brain], i);
+        int has_brain = ok(&st, r, IN_brain);
         /* As in Polars, the struct's own fields are read as they are: only the tests the Polars
            expressions guard with `has_brain` are guarded here. */
-        int count_known = ok(&in[IN_brain_count], i);
-        int64_t count = count_known ? whole(&in[IN_brain_count], i) : 0;
+        int count_known = ok(&st, r, IN_brain_count);
+        int64_t count = count_known ? whole(&st, r, IN_brain_count) : 0;
         int counted_brain = has_brain && (!count_known || count != 0);
         uint64_t sites = raw_sites | (sites_known && counted_brain ? SITE_brain : 0);
         put_bool(&b, (OUT_sites_known), i, sites_known);
@@ -325,10 +360,10 @@ int mbcnav_facts(int64_t n, const column *in, const lists *l, const output *out,
         put_number(out, &b, (OUT_site_count), i, sites_known, (double)popcount64(sites));
         int brain_mets = has_brain ? counted_brain : sites_known ? (raw_sites & SITE_brain) != 0 : -1;
         put_bool(&b, (OUT_brain_mets), i, brain_mets);
-        put_bool(&b, (OUT_brain_active), i, brain_mets == 0 ? 0 : flag(&in[IN_brain_active], i));
-        put_bool(&b, (OUT_brain_symptomatic), i, brain_mets == 0 ? 0 : flag(&in[IN_brain_symptomatic], i));
+        put_bool(&b, (OUT_brain_active), i, brain_mets == 0 ? 0 : flag(&st, r, IN_brain_active));
+        put_bool(&b, (OUT_brain_symptomatic), i, brain_mets == 0 ? 0 : flag(&st, r, IN_brain_symptomatic));
         put_number(out, &b, (OUT_brain_count), i, count_known, (double)count);
-        int presentation = code(&in[IN_presentation], i);
+        int presentation = code(&st, r, IN_presentation);
         put_bool(&b, (OUT_local_recurrence), i,
                  sites_known ? ((sites & SITES_LOCAL) != 0 && presentation != C_presentation_de_novo) : -1);
         put_code(out, &b, (OUT_presentation), i, presentation == C_presentation_de_novo ? O_presentation_de_novo
@@ -429,15 +464,15 @@ int mbcnav_facts(int64_t n, const column *in, const lists *l, const output *out,
         /* met_<flag> and prior_<flag> are the bits of met_all and early_all: see flush */
 
         /* Input fields the program reads as they are: numbers as doubles. */
-        put_number(out, &b, OUT_age, i, ok(&in[IN_age], i), (double)whole(&in[IN_age], i));
-        put_number(out, &b, OUT_ecog, i, ok(&in[IN_ecog], i), (double)whole(&in[IN_ecog], i));
-        put_number(out, &b, OUT_pdl1_cps, i, ok(&in[IN_pdl1_cps], i), real(&in[IN_pdl1_cps], i));
-        put_number(out, &b, OUT_tmb, i, ok(&in[IN_tmb], i), real(&in[IN_tmb], i));
-        put_number(out, &b, OUT_lvef, i, ok(&in[IN_lvef], i), real(&in[IN_lvef], i));
-        put_bool(&b, OUT_visceral_crisis, i, flag(&in[IN_visceral_crisis], i));
-        put_bool(&b, OUT_symptomatic, i, flag(&in[IN_symptomatic], i));
-        put_bool(&b, OUT_spinal_cord_compression, i, flag(&in[IN_spinal_cord_compression], i));
-        put_bool(&b, OUT_oligometastatic, i, flag(&in[IN_oligometastatic], i));
+        put_number(out, &b, OUT_age, i, ok(&st, r, IN_age), (double)whole(&st, r, IN_age));
+        put_number(out, &b, OUT_ecog, i, ok(&st, r, IN_ecog), (double)whole(&st, r, IN_ecog));
+        put_number(out, &b, OUT_pdl1_cps, i, ok(&st, r, IN_pdl1_cps), real(&st, r, IN_pdl1_cps));
+        put_number(out, &b, OUT_tmb, i, ok(&st, r, IN_tmb), real(&st, r, IN_tmb));
+        put_number(out, &b, OUT_lvef, i, ok(&st, r, IN_lvef), real(&st, r, IN_lvef));
+        put_bool(&b, OUT_visceral_crisis, i, flag(&st, r, IN_visceral_crisis));
+        put_bool(&b, OUT_symptomatic, i, flag(&st, r, IN_symptomatic));
+        put_bool(&b, OUT_spinal_cord_compression, i, flag(&st, r, IN_spinal_cord_compression));
+        put_bool(&b, OUT_oligometastatic, i, flag(&st, r, IN_oligometastatic));
 
         /* The treatment given (PolarsPlan.given): its names' bits ORed; _given_n counts the plan's drugs. */
         uint64_t *given = b.given[i & 63];
