@@ -105,7 +105,7 @@ class NativeEngine:
             self._labelled("her2", found["her2"], HER2_CATEGORIES, n), self.facts.series("line", found["line"], n),
             given_ids, *positions,
         ])
-        scalar = frame.select(self.polars.scalars(unnamed))
+        scalar = frame.select(self.polars.scalars(unnamed, labelled=True))
         if self.id_lists is not None and self.id_lists.fits(n):
             lists = [self.id_lists.series(name, out.masks[name], n) for name in self.polars.lists]
         else:

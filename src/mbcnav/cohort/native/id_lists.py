@@ -59,16 +59,20 @@ class IdLists:
 
 
 def enum_series(name: str, codes: npt.NDArray[np.uint8], categories: Sequence[str]) -> pl.Series:
-    """An Enum column from its codes (positions in `categories`, at most 255 of them)."""
-    kind, dictionary = _enum_type(tuple(categories))
-    return pl.Series(name, pa.DictionaryArray.from_arrays(pa.array(codes), dictionary, ordered=kind.ordered))
+    """An Enum column from its codes (positions in `categories`, at most 255 of them). Polars
+    reads the Enum from the field's metadata, so the array goes in as a one-column batch."""
+    field, dictionary = _enum_field(tuple(categories))
+    array = pa.DictionaryArray.from_arrays(pa.array(codes), dictionary, ordered=field.type.ordered)
+    frame = pl.from_arrow(pa.RecordBatch.from_arrays([array], schema=pa.schema([field])))
+    assert isinstance(frame, pl.DataFrame)
+    return frame.to_series().alias(name)
 
 
 @cache
-def _enum_type(categories: tuple[str, ...]) -> tuple[pa.DataType, pa.Array]:
-    example = pl.Series([categories[0]], dtype=pl.Enum(list(categories)))
+def _enum_field(categories: tuple[str, ...]) -> tuple[pa.Field, pa.Array]:
+    example = pl.DataFrame({"x": pl.Series([categories[0]], dtype=pl.Enum(list(categories)))})
     exported = example.to_arrow(compat_level=pl.CompatLevel.newest())
-    return exported.type, exported.dictionary
+    return exported.schema.field("x"), exported.column("x").chunk(0).dictionary
 
 
 def build(lists: Mapping[str, Sequence[str]]) -> IdLists | None:
