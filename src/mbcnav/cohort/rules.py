@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 
 import polars as pl
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 
+from mbcnav import vocabulary
 from mbcnav.cohort import bits
 from mbcnav.cohort.facts import _any_bit, _mask
 from mbcnav.cohort.plan import CONCORDANCE, TRIAL, Plan
@@ -179,11 +181,23 @@ def _as_lists(frame: pl.DataFrame, name: str, items: Sequence[tuple[str, str]]) 
     return pl.select(pl.concat_list([p.cast(every) for p in parts]).alias(name)).to_series()
 
 
+@cache
+def given_ids_type() -> pl.List:
+    """The results' `given_drugs`: generic ids of the vocabulary, as an Enum (written as a few
+    dictionary codes per page; as text they cost twice the CPU to write)."""
+    return pl.List(pl.Enum(sorted({i for ids in vocabulary.names().values() for i in ids})))
+
+
 def _generic_ids(given: pl.Series, ids: Mapping[str, tuple[str, ...]]) -> pl.Series:
-    """Lists of given drug names -> their generic ids, each once, in order (brand names resolved)."""
-    resolved = [None if names is None else list(dict.fromkeys(i for n in names for i in ids.get(n, (n,))))
+    """Lists of given drug names -> their generic ids, each once, in order (brand names resolved).
+
+    A name outside the vocabulary has no id: only rows validation rejects can hold one (the
+    compiled passes evaluate them with the rest and leave them out afterwards).
+    """
+    known = set(given_ids_type().inner.categories)   # type: ignore[union-attr]
+    resolved = [None if names is None else list(dict.fromkeys(i for n in names for i in ids.get(n, (n,)) if i in known))
                 for names in given.to_list()]
-    return pl.Series("_given_ids", resolved, dtype=pl.List(pl.String))
+    return pl.Series("_given_ids", resolved, dtype=given_ids_type())
 
 
 def _label(position: pl.Expr, labels: Sequence[str]) -> pl.Expr:
