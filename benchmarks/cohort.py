@@ -195,7 +195,7 @@ if {compiled}:
     # The path a nested Parquet batch takes: read in place, no Polars frame of the input.
     assert ev.native is not None, "no compiled passes here (no C compiler?)"
     nat, part = ev.native, batch.arrow[0]
-    arrow, names = part.batch, read._dictionary_drug_names(part.batch)
+    arrow, names = part.batch, part.drug_names
     ev.names.learn(sorted(names))
     rows = arrow.num_rows
     stage("validate (in place)", lambda: validate_arrow.canonical(arrow.schema)

@@ -116,7 +116,7 @@ def _parts(rows: list[dict[str, Any]], schema: pa.Schema, path: Path) -> list[re
 
 
 def _polars_path(ev: Evaluator, part: read.ArrowPart) -> tuple[pl.DataFrame | None, pl.DataFrame]:
-    checked = ev.check(part.frame(), read._dictionary_drug_names(part.batch))
+    checked = ev.check(part.frame(), part.drug_names)
     results = ev.results(checked.valid, checked.drug_names) if checked.valid.height else None
     return results, checked.problems
 
@@ -178,11 +178,11 @@ def test_values_under_a_missing_object_are_read_as_missing(base: tuple[list[dict
     [part] = _parts(rows, schema, tmp_path / "base.parquet")
     replaced = _hidden(part.batch, "tumor", slice(None, None, 3))
     assert replaced.column("tumor").field("er").null_count < replaced.num_rows // 3   # values kept under nulls
-    _assert_same(ev, read.ArrowPart(part.first_row, replaced))
+    _assert_same(ev, read.ArrowPart(part.first_row, replaced, part.drug_names))
     # Lists under a missing object would be read by their offsets: such a batch goes through Polars.
     with_lists = _hidden(part.batch, "history", slice(None, None, 3))
     assert not validate_arrow.lists_are_tight(with_lists)
-    assert ev.in_place(read.ArrowPart(part.first_row, with_lists)) is None
+    assert ev.in_place(read.ArrowPart(part.first_row, with_lists, part.drug_names)) is None
 
 
 def test_other_layouts_go_through_polars_validation(base: tuple[list[dict[str, Any]], pa.Schema],
@@ -196,7 +196,7 @@ def test_other_layouts_go_through_polars_validation(base: tuple[list[dict[str, A
     missing = batch.drop_columns(["given_drugs"])
     for other in (as_float, extra, missing):
         assert not validate_arrow.canonical(other.schema)
-        assert ev.in_place(read.ArrowPart(1, other)) is None
+        assert ev.in_place(read.ArrowPart(1, other, part.drug_names)) is None
 
 
 def test_a_disagreement_falls_back_to_polars_and_loses_no_row(

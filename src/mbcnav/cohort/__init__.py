@@ -10,6 +10,8 @@ DEFAULT_BATCH_ROWS = 500_000
 # runs on one); more add memory (each batch in flight holds about 0.3 GiB at 500k rows).
 EVALUATION_THREADS = 2
 
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3   # mallopt's parameters (glibc's malloc.h)
+
 
 def keep_freed_memory() -> None:
     """Ask the process's allocators to keep freed pages for reuse, for a batch process.
@@ -37,6 +39,3 @@ def keep_freed_memory() -> None:
         return
     mallopt(M_MMAP_THRESHOLD, 256 << 20)   # blocks up to 256 MiB from the heap, not fresh mappings
     mallopt(M_TRIM_THRESHOLD, 1 << 30)     # and freed heap memory kept for the next batch
-
-
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3   # glibc's malloc.h

@@ -85,7 +85,7 @@ class Evaluator:
         batch = part.batch
         if self.native is None or not validate_arrow.canonical(batch.schema):
             return None
-        names = read._dictionary_drug_names(batch)
+        names = part.drug_names
         if names is None or not validate_arrow.lists_are_tight(batch):
             return None
         self.names.learn(sorted(names))
@@ -262,7 +262,7 @@ class Evaluated:
 
 def _evaluate_batch(ev: Evaluator, batch: read.Batch) -> Evaluated:
     in_place = [(part, ev.in_place(part)) for part in batch.arrow]
-    frames = [*batch.frames, *read._joined([part.frame() for part, done in in_place if done is None])]
+    frames = batch.all_frames([part for part, done in in_place if done is None])
     checked = [ev.check(frame, batch.drug_names) for frame in frames]
     undecodable = batch.problems.select(ROW).unique()
     # A row with a cell that could not be decoded is rejected as a whole (CSV JSON cells).

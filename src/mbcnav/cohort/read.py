@@ -57,9 +57,10 @@ class Batch:
     # place (validate_arrow.canonical); `all_frames` turns them into frames for everything else.
     arrow: list[ArrowPart] = dataclasses.field(default_factory=list)
 
-    def all_frames(self) -> list[pl.DataFrame]:
-        """`frames`, and the Arrow parts as frames (consecutive parts of one layout joined)."""
-        return [*self.frames, *_joined([part.frame() for part in self.arrow])] if self.arrow else self.frames
+    def all_frames(self, parts: list[ArrowPart] | None = None) -> list[pl.DataFrame]:
+        """`frames`, and the Arrow parts (all, or `parts`) as frames, consecutive parts of one layout joined."""
+        chosen = self.arrow if parts is None else parts
+        return [*self.frames, *_joined([part.frame() for part in chosen])] if chosen else self.frames
 
     @property
     def rows(self) -> int:
@@ -69,10 +70,12 @@ class Batch:
 
 @dataclass(frozen=True)
 class ArrowPart:
-    """Records of a nested Parquet file as Arrow read them, the first one's row number."""
+    """Records of a nested Parquet file as Arrow read them, the first one's row number, and the
+    drug names their dictionaries hold (None: names not dictionary-encoded where the Profile has them)."""
 
     first_row: int
     batch: pa.RecordBatch
+    drug_names: set[str] | None
 
     def frame(self) -> pl.DataFrame:
         frame = pl.from_arrow(self.batch)
@@ -168,14 +171,14 @@ def read_parquet(path: Path, batch_rows: int) -> Iterator[Batch]:
         flat = any("." in name for name in reader.schema_arrow.names)   # a flat export: CSV's layout, typed
         for group in range(reader.metadata.num_row_groups):
             for record_batch in _record_batches(reader, file, group, batch_rows):
-                found = _dictionary_drug_names(record_batch)
+                found = dictionary_drug_names(record_batch)
                 names = None if names is None or found is None else names | found
                 if flat:
-                    frame, found_here = _nest(ArrowPart(start, record_batch).frame(), profile_tree())
+                    frame, found_here = _nest(ArrowPart(start, record_batch, found).frame(), profile_tree())
                     flat_problems.append(found_here)
                     pending.append(frame)
                 else:
-                    parts.append(ArrowPart(start, record_batch))
+                    parts.append(ArrowPart(start, record_batch, found))
                 start += record_batch.num_rows
                 size += record_batch.num_rows
                 if size >= batch_rows:
@@ -278,14 +281,14 @@ def parquet_drug_names(files: list[Path]) -> set[str] | None:
         reader = open_parquet(file, leaves)
         for group in range(reader.metadata.num_row_groups):
             for batch in reader.iter_batches(columns=leaves, row_groups=[group]):
-                found = _dictionary_drug_names(batch)
+                found = dictionary_drug_names(batch)
                 if found is None:
                     return None
                 names |= found
     return names
 
 
-def _dictionary_drug_names(batch: pa.RecordBatch) -> set[str] | None:
+def dictionary_drug_names(batch: pa.RecordBatch) -> set[str] | None:
     """Drug names from the dictionaries of the drug columns: a few values, however many rows.
 
     None when a drug column is not a dictionary-encoded list of names where the Profile has one

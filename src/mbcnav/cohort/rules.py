@@ -188,13 +188,18 @@ def given_ids_type() -> pl.List:
     return pl.List(pl.Enum(sorted({i for ids in vocabulary.names().values() for i in ids})))
 
 
+@cache
+def _given_id_set() -> frozenset[str]:
+    return frozenset(given_ids_type().inner.categories)   # type: ignore[union-attr]
+
+
 def _generic_ids(given: pl.Series, ids: Mapping[str, tuple[str, ...]]) -> pl.Series:
     """Lists of given drug names -> their generic ids, each once, in order (brand names resolved).
 
     A name outside the vocabulary has no id: only rows validation rejects can hold one (the
     compiled passes evaluate them with the rest and leave them out afterwards).
     """
-    known = set(given_ids_type().inner.categories)   # type: ignore[union-attr]
+    known = _given_id_set()
     resolved = [None if names is None else list(dict.fromkeys(i for n in names for i in ids.get(n, (n,)) if i in known))
                 for names in given.to_list()]
     return pl.Series("_given_ids", resolved, dtype=given_ids_type())

@@ -74,11 +74,20 @@ def members(array: pa.StructArray) -> dict[str, pa.Array]:
     return {t.field(i).name: child for i, child in enumerate(children)}
 
 
-def child(array: pa.Array, *path: str) -> pa.Array:
-    """The field at `path` below a struct array, with every struct's validity merged in."""
-    for name in path:
-        array = members(array)[name]
-    return array
+class Fields:
+    """A batch's fields by path (`("tumor", "her2", "ihc")`), each struct's members worked out once."""
+
+    def __init__(self, batch: pa.RecordBatch) -> None:
+        self.batch = batch
+        self._members: dict[tuple[str, ...], dict[str, pa.Array]] = {}
+
+    def get(self, *path: str) -> pa.Array:
+        if len(path) == 1:
+            return self.batch.column(path[0])
+        parent = path[:-1]
+        if parent not in self._members:
+            self._members[parent] = members(self.get(*parent))
+        return self._members[parent][path[-1]]
 
 
 def valid(array: pa.Array) -> Rows:
@@ -221,20 +230,20 @@ def _both(a: Bad, b: Bad) -> Bad:
 
 def _cross_checks(batch: pa.RecordBatch) -> Bad:
     """validate._cross_checks on the stored values (a missing ihc is 'unknown', ish 'not_done')."""
-    tumor, health, history = (batch.column(name) for name in ("tumor", "health", "history"))
-    her2 = child(tumor, "her2")
-    found: Bad = _both(is_text(child(her2, "ihc"), "3+"), is_text(child(her2, "ish"), "not_amplified"))
+    fields = Fields(batch)
+    her2 = ("tumor", "her2")
+    found: Bad = _both(is_text(fields.get(*her2, "ihc"), "3+"), is_text(fields.get(*her2, "ish"), "not_amplified"))
     male = is_text(batch.column("sex"), "male")
     if male is not None:
         status = batch.column("menopausal_status")
         unknown = is_text(status, "unknown")
         status_given = valid(status) & (True if unknown is None else ~unknown)
-        conditions = child(health, "conditions")
+        conditions = fields.get("health", "conditions")
         pregnant = _per_row(is_text(conditions.values, "pregnancy"), conditions)
         found = _or(found, _or(male & status_given, _both(male, pregnant)))
     # Only the last (newest) metastatic treatment may be ongoing.
-    metastatic = child(history, "metastatic")
-    ongoing = is_text(child(metastatic.values, "outcome"), "ongoing")
+    metastatic = fields.get("history", "metastatic")
+    ongoing = is_text(members(metastatic.values)["outcome"], "ongoing")
     if ongoing is not None:
         offsets = np.asarray(metastatic.offsets, dtype=np.int64)
         ends = offsets[1:][offsets[1:] > offsets[:-1]]

@@ -199,9 +199,9 @@ class NativeFacts:
         model's defaults there (validation would have filled them in). Rows validation rejects
         get facts too, from whatever they hold; the caller leaves them out."""
         hold = _Keep([])
-        columns = [self._arrow_column(name, validate_arrow.child(batch.column(path[0]), *path[1:]), hold)
-                   for name, path in INPUT_PATHS.items()]
-        return self._run(batch.num_rows, columns, self._lists(_arrow_lists(batch), tables, hold), hold, reuse)
+        fields = validate_arrow.Fields(batch)
+        columns = [self._arrow_column(name, fields.get(*path), hold) for name, path in INPUT_PATHS.items()]
+        return self._run(batch.num_rows, columns, self._lists(_arrow_lists(fields), tables, hold), hold, reuse)
 
     def _run(self, n: int, columns: list[native.Column], found_lists: tuple[_Lists, npt.NDArray[np.uint64]],
              hold: _Keep, reuse: bool) -> Derived:
@@ -526,14 +526,12 @@ def _polars_lists(valid: pl.DataFrame) -> ListInputs:
                     "given": _categories(schema["given_drugs"])})
 
 
-def _arrow_lists(batch: pa.RecordBatch) -> ListInputs:
+def _arrow_lists(fields: validate_arrow.Fields) -> ListInputs:
     """A canonical Parquet batch's lists (dictionary-encoded text), each struct's validity merged in."""
-    history = batch.column("history")
     return ListInputs(
-        metastatic=validate_arrow.child(history, "metastatic"), early=validate_arrow.child(history, "early"),
-        sites=validate_arrow.child(batch.column("disease"), "sites"),
-        conditions=validate_arrow.child(batch.column("health"), "conditions"),
-        medications=batch.column("current_medications"), given=batch.column("given_drugs"), categories={})
+        metastatic=fields.get("history", "metastatic"), early=fields.get("history", "early"),
+        sites=fields.get("disease", "sites"), conditions=fields.get("health", "conditions"),
+        medications=fields.get("current_medications"), given=fields.get("given_drugs"), categories={})
 
 
 def _items(array: pa.Array, positions: Sequence[str], missing: int, categories: pa.Array | None,
