@@ -185,6 +185,40 @@ def test_values_under_a_missing_object_are_read_as_missing(base: tuple[list[dict
     assert ev.in_place(read.ArrowPart(part.first_row, with_lists, part.drug_names)) is None
 
 
+def _junk_under_nulls(column: pa.DictionaryArray) -> pa.DictionaryArray:
+    """`column` with a dictionary index far out of range under each missing value (Arrow allows
+    any value there; Parquet's reader writes 0)."""
+    indices = column.indices
+    values = np.asarray(indices.fill_null(0), dtype=np.int32).copy()
+    values[np.asarray(indices.is_null())] = 2**31 - 1
+    junk = pa.Array.from_buffers(pa.int32(), len(indices), [indices.buffers()[0], pa.py_buffer(values)],
+                                 offset=0)
+    return pa.DictionaryArray.from_arrays(junk, column.dictionary)
+
+
+def test_indices_under_missing_values_are_never_read(base: tuple[list[dict[str, Any]], pa.Schema],
+                                                     ev: Evaluator, tmp_path: Path) -> None:
+    rows, schema = base
+    rows = copy.deepcopy(rows)
+    for i, row in enumerate(rows):
+        if i % 3 == 0:
+            row["menopausal_status"] = None
+            row["tumor"]["er"] = None
+    [part] = _parts(rows, schema, tmp_path / "nulls.parquet")
+    batch = part.batch
+    status = batch.column("menopausal_status")
+    assert status.null_count >= len(rows) // 3
+    tumor = batch.column("tumor")
+    er = tumor.type.get_field_index("er")
+    children = [_junk_under_nulls(tumor.field(i)) if i == er else tumor.field(i) for i in range(tumor.type.num_fields)]
+    junk = batch.set_column(batch.schema.get_field_index("menopausal_status"), "menopausal_status",
+                            _junk_under_nulls(status))
+    junk = junk.set_column(junk.schema.get_field_index("tumor"), "tumor",
+                           pa.StructArray.from_arrays(children, fields=list(tumor.type), mask=tumor.is_null()))
+    assert validate_arrow.canonical(junk.schema)
+    _assert_same(ev, read.ArrowPart(part.first_row, junk, part.drug_names))
+
+
 def test_other_layouts_go_through_polars_validation(base: tuple[list[dict[str, Any]], pa.Schema],
                                                     ev: Evaluator, tmp_path: Path) -> None:
     rows, schema = base
