@@ -59,6 +59,39 @@ def test_a_bad_line_costs_no_patient_and_unreadable_resources_are_reported(tmp_p
                           {"row": None, "field": "Patient.ndjson", "message": "line 3 is not JSON: not UTF-8 text"}]
 
 
+def test_a_resource_repeating_a_key_is_left_out_and_reported(tmp_path: Path) -> None:
+    """JSON parsers keep a repeated key's last value; which one the sender meant is unknown."""
+    her2 = b.her2_ihc(valueCodeableConcept=b.concept(b.coding(b.SNOMED, "260385009", "Negative")))
+    others = [b.pr(b.NEGATIVE), her2]
+    er = b.er(b.NEGATIVE)
+    # The ER result's coding given twice: negative, then positive (the value json.loads keeps).
+    negative = json.dumps(er["valueCodeableConcept"]["coding"])
+    positive = b.er(b.POSITIVE)["valueCodeableConcept"]["coding"]
+    twice = json.dumps(er).replace(f'"coding": {negative}', f'"coding": {negative}, "coding": {json.dumps(positive)}')
+    assert json.loads(twice)["valueCodeableConcept"]["coding"] == positive
+
+    def run(name: str, extra: str, observations: list[dict[str, Any]]) -> tuple[local.Summary, pl.DataFrame]:
+        folder = tmp_path / name
+        folder.mkdir()
+        _write(folder, "Patient.ndjson", [b.patient(pid="p1")])
+        _write(folder, "Observation.ndjson", observations, extra=extra)
+        summary = local.evaluate(folder, tmp_path / f"{name}.parquet")
+        return summary, pl.read_parquet(tmp_path / f"{name}.parquet").drop("row")
+
+    summary, repeated = run("repeated", twice + "\n", others)
+    assert (summary.evaluated, summary.rejected, summary.noted) == (1, 0, 1)
+    assert summary.errors_path is not None
+    [error] = pl.read_csv(summary.errors_path).to_dicts()
+    assert error == {"row": 1, "field": f"Observation/{er['id']}",
+                     "message": f"Observation/{er['id']}: the key 'coding' is repeated; left out"}
+    # The same as no ER result at all: ER unknown, so the subtype is unknown (not HR-positive).
+    _, without = run("without", "", others)
+    assert repeated.equals(without)
+    assert repeated["subtype"].cast(pl.String).to_list() == ["unknown"]
+    _, last_value = run("last", "", [*others, b.er(b.POSITIVE)])
+    assert last_value["subtype"].cast(pl.String).to_list() == ["hr_positive_her2_negative"]
+
+
 def test_batches_of_patients_read_back_from_offsets_give_the_same_results(tmp_path: Path) -> None:
     """The second pass seeks each patient's lines (any file, CRLF endings too), one batch at a time."""
     folder = tmp_path / "bulk"

@@ -127,7 +127,14 @@ def _map(task: Task) -> Mapped:
     profiles: list[str] = []
     unread: list[tuple[int, str, str]] = []
     for row, patient_id, places in task:
-        resources = [json.loads(_line(_files, place)) for place in places]
+        resources = []
+        for place in places:
+            resource, repeated = _resource(_line(_files, place))
+            if repeated is None:
+                resources.append(resource)
+            else:   # which value was meant is unknown: the resource is left out, as unreadable ones are
+                label = f"{resource.get('resourceType')}/{resource.get('id')}"
+                unread.append((row, label, f"{label}: the key '{repeated}' is repeated; left out"))
         referenced = {r for res in resources for r in _references(res)}
         entries = resources + [_shared[r] for r in sorted(referenced) if r in _shared]
         bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in entries]}
@@ -136,6 +143,26 @@ def _map(task: Task) -> Mapped:
         unread += [(row, item.resource, f"{item.resource}: {item.reason}; left out")
                    for section in report.sections.values() for item in section.unreadable]
     return profiles, unread
+
+
+def _resource(line: bytes) -> tuple[dict[str, Any], str | None]:
+    """A resource's line parsed, and a key one of its objects repeats (None: none). `json.loads`
+    alone keeps a repeated key's last value without a word."""
+    repeated: list[str] = []
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        found = dict(pairs)
+        if len(found) < len(pairs) and not repeated:
+            seen: set[str] = set()
+            for key, _ in pairs:
+                if key in seen:
+                    repeated.append(key)
+                    break
+                seen.add(key)
+        return found
+
+    resource: dict[str, Any] = json.loads(line, object_pairs_hook=unique)
+    return resource, repeated[0] if repeated else None
 
 
 OFFSET_BITS = 40  # a place is file number << 40 | byte offset: files up to 1 TiB, 2**23 files
