@@ -161,6 +161,26 @@ def test_every_damage_is_found_alone(base: tuple[list[dict[str, Any]], pa.Schema
     assert rejected >= 40   # the list above holds that many values validation refuses
 
 
+def test_a_slice_of_a_batch_gives_the_rows_of_the_whole(ev: Evaluator, tmp_path: Path) -> None:
+    """Arrow slices start mid-bitmap and mid-list: every input is read from its own offset."""
+    path = tmp_path / "many.parquet"
+    synth.write(300, path, synth.Options(seed=5, malformed_rate=0.05))
+    [batch] = list(read.read_parquet(path, 10_000))
+    [part] = batch.arrow
+    whole = ev.in_place(part)
+    assert whole is not None
+    results, problems = whole
+    assert problems.height and results.height > 250   # some rows rejected, most evaluated
+    for start, length in [(1, 200), (7, 64), (63, 130), (65, 235), (129, 1), (200, 100)]:
+        first = part.first_row + start
+        sliced = ev.in_place(read.ArrowPart(first, part.batch.slice(start, length), part.drug_names))
+        assert sliced is not None, (start, length)
+        assert sliced[0].equals(results.filter(pl.col("row").is_between(first, first + length - 1))), (start, length)
+        sort = [ROW, "field", "message"]
+        assert sliced[1].sort(sort).equals(
+            problems.filter(pl.col(ROW).is_between(first, first + length - 1)).sort(sort)), (start, length)
+
+
 def _hidden(batch: pa.RecordBatch, name: str, rows: Any) -> pa.RecordBatch:
     """`batch` with struct column `name` null on `rows`, its children's values left in place."""
     column = batch.column(name)
