@@ -3,11 +3,12 @@
 `mbcnav cohort evaluate | synth | report` (cli.py); engines in local.py (Polars) and spark.py.
 """
 
-# Rows per batch on the local engine: about 1.3 GiB peak for 10M patients with two batches in
-# flight (benchmarks/cohort.py, eighth session).
-DEFAULT_BATCH_ROWS = 500_000
+# Rows per batch on the local engine. 250k ran 10M patients as fast as 500k (medians 7.39 and
+# 7.40 s, six alternating runs each) at 0.95 GiB peak instead of 1.47; 125k was slower (7.9-8.6 s):
+# per-batch costs start to show (ninth session).
+DEFAULT_BATCH_ROWS = 250_000
 # Batches evaluated at once by the local engine. Two keep two cores busy (numpy's share of a batch
-# runs on one); more add memory (each batch in flight holds about 0.3 GiB at 500k rows).
+# runs on one); more add memory (each batch in flight holds about 0.15 GiB at 250k rows).
 EVALUATION_THREADS = 2
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3   # mallopt's parameters (glibc's malloc.h)

@@ -46,7 +46,7 @@ def cohort() -> None:
 @click.option("--batch-rows", default=DEFAULT_BATCH_ROWS, show_default=True, type=click.IntRange(min=1),
               help="Rows per batch (local engine); memory grows with it.")
 @click.option("--threads", default=EVALUATION_THREADS, show_default=True, type=click.IntRange(min=1),
-              help="Batches evaluated at once (local engine); each adds about 0.3 GiB per 500k rows.")
+              help="Batches evaluated at once (local engine); each adds about 0.15 GiB per 250k rows.")
 @click.option("--workers", default=os.cpu_count() or 1, show_default="all cores", type=click.IntRange(min=1),
               help="Processes mapping FHIR Bulk Data patients to profiles (the mCODE import is per patient).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
