@@ -65,11 +65,10 @@ typedef struct {
 
 #define BITAT(p, i) (((p)[(i) >> 3] >> ((i) & 7)) & 1)
 
-/* Inputs are staged 64 rows at a time, column by column, into a block in L1: read row by row
-   straight from ~30 Arrow columns, each value cost a dependent load from a different stream
-   (validity bit, dictionary index, then its code), about a fifth of the pass. Each input's 64
-   values are contiguous so the staging loops vectorise; the whole block (~18 KiB) stays in L1
-   for the per-row reads. */
+/* Inputs are staged 64 rows at a time, column by column, into a block in L1 (~18 KiB): read row
+   by row straight from ~30 Arrow columns, each value cost a dependent load from a different
+   stream (validity bit, dictionary index, then its code), about a fifth of the pass. Validity
+   is read a word per input; a value is read only where it is there. */
 typedef struct {
     int8_t code[INPUT_COUNT][64];     /* Enums: code, or `missing` when missing; booleans: 1, 0, -1 */
     int8_t ok[INPUT_COUNT][64];       /* the value (a struct: the object) is there */
